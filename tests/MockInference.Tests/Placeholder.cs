@@ -1,0 +1,1 @@
+namespace MockInference.Tests; public class Placeholder { [Fact] public void Builds() { } }

@@ -1,0 +1,1 @@
+namespace Relay.IntegrationTests; public class Placeholder { [Fact] public void Builds() { } }

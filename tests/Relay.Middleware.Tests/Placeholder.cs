@@ -1,0 +1,1 @@
+namespace Relay.Middleware.Tests; public class Placeholder { [Fact] public void Builds() { } }
