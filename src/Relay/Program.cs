@@ -1,2 +1,2 @@
-var app = WebApplication.CreateBuilder(args).Build();
-app.Run();
+var app = await Relay.RelayApp.BuildAsync(args);
+await app.RunAsync();

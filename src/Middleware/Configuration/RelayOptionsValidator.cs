@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Options;
+
+namespace Relay.Middleware.Configuration;
+
+/// <summary>Validates <see cref="RelayOptions"/> at start-up, so a bad setting fails loudly before traffic.</summary>
+internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RelayOptions options)
+    {
+        var failures = new List<string>();
+        if (options.Upstream.BaseUrl is { Length: > 0 } url
+            && (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)))
+        {
+            failures.Add($"Relay:Upstream:BaseUrl must be an absolute http(s) URL.");
+        }
+
+        if (options.Cadence.MaxTokens < 1)
+        {
+            failures.Add("Relay:Cadence:MaxTokens must be at least 1.");
+        }
+
+        if (options.Cadence.IntervalMs < 0)
+        {
+            failures.Add("Relay:Cadence:IntervalMs must not be negative.");
+        }
+
+        if (options.Limits.MaxRequestBodyBytes < 1)
+        {
+            failures.Add("Relay:Limits:MaxRequestBodyBytes must be positive.");
+        }
+
+        if (options.Backpressure.MaxBufferedBytes < 1024)
+        {
+            failures.Add("Relay:Backpressure:MaxBufferedBytes must be at least 1024.");
+        }
+
+        var t = options.Timeouts;
+        foreach (var (value, key) in new[]
+        {
+            (t.FirstTokenSeconds, "FirstTokenSeconds"), (t.IdleSeconds, "IdleSeconds"), (t.MaxDurationSeconds, "MaxDurationSeconds"),
+            (t.MaxRequestTimeoutSeconds, "MaxRequestTimeoutSeconds"), (t.WriteStallSeconds, "WriteStallSeconds"),
+            (options.Shutdown.DrainSeconds, "Shutdown:DrainSeconds"),
+        })
+        {
+            if (value < 0 || double.IsNaN(value))
+            {
+                failures.Add($"Relay:Timeouts:{key} must be zero (off) or positive.");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

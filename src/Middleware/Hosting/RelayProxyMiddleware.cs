@@ -1,0 +1,160 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Relay.Middleware.Cancellation;
+using Relay.Middleware.Configuration;
+using Relay.Middleware.Errors;
+using Relay.Middleware.Requests;
+using Relay.Middleware.Streaming;
+using Yarp.ReverseProxy.Forwarder;
+using Yarp.ReverseProxy.Model;
+
+namespace Relay.Middleware.Hosting;
+
+/// <summary>
+/// Relay's step in YARP's proxy pipeline (DESIGN.md, steps 3 and 6): resolves the route's settings, reads and
+/// rewrites the JSON body, installs the request's <see cref="StreamLifetime"/> as its cancellation, and turns
+/// YARP's failures before the first byte into OpenAI-style errors with the right status.
+/// </summary>
+internal sealed partial class RelayProxyMiddleware
+{
+    private readonly RequestDelegate _next;
+    private readonly RouteSettingsResolver _resolver;
+    private readonly TimeProvider _time;
+    private readonly ActiveStreams _streams;
+    private readonly ILogger _logger;
+
+    public RelayProxyMiddleware(RequestDelegate next, RouteSettingsResolver resolver, TimeProvider time, ActiveStreams streams, ILogger<RelayProxyMiddleware> logger)
+    {
+        _next = next;
+        _resolver = resolver;
+        _time = time;
+        _streams = streams;
+        _logger = logger;
+    }
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        if (_streams.Draining)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status503ServiceUnavailable,
+                "Relay is shutting down and accepts no new requests.", RelayErrorTypes.RelayShutdown, "relay_shutdown");
+            return;
+        }
+
+        var route = context.Features.Get<IReverseProxyFeature>()?.Route.Config;
+        var settings = _resolver.Get(route);
+        var timeouts = StreamTimeouts.FromOptions(settings.Timeouts);
+        if (context.Request.Headers.TryGetValue(StreamTimeouts.HeaderName, out var header)
+            && !StreamTimeouts.TryApplyHeader(timeouts, settings.Timeouts, header.ToString(), out timeouts, out var headerError))
+        {
+            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status400BadRequest, headerError!, RelayErrorTypes.InvalidRequest, "invalid_timeout");
+            return;
+        }
+
+        var maxBody = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (maxBody is { IsReadOnly: false })
+        {
+            maxBody.MaxRequestBodySize = settings.Limits.MaxRequestBodyBytes;
+        }
+
+        var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
+        using var lifetime = new StreamLifetime(_time, originalLifetime, timeouts);
+        var feature = new RelayRequestFeature { Route = settings, Lifetime = lifetime, RouteId = route?.RouteId };
+        context.Features.Set(feature);
+
+        if (HttpMethods.IsPost(context.Request.Method) && ChatRequestInspector.IsJsonEndpoint(context.Request.Path))
+        {
+            ChatRequestInspector.Failure? failure;
+            try
+            {
+                failure = await ChatRequestInspector.InspectAsync(context, feature, settings.Limits.MaxRequestBodyBytes);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
+            {
+                // The client went away or sent a broken body: nothing to forward.
+                Log.RequestBodyFailed(_logger, ex.GetType().Name);
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                return;
+            }
+
+            if (failure is { } f)
+            {
+                await OpenAIError.TryWriteResponseAsync(context, f.Status, f.Message, RelayErrorTypes.InvalidRequest, f.Code);
+                return;
+            }
+        }
+
+        context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
+        _streams.Add(lifetime);
+        try
+        {
+            await _next(context);
+        }
+        finally
+        {
+            context.Features.Set(originalLifetime);
+            _streams.Remove(lifetime);
+        }
+
+        if (!context.Response.HasStarted && context.Features.Get<IForwarderErrorFeature>() is { } error)
+        {
+            await WriteForwarderErrorAsync(context, error, lifetime);
+        }
+    }
+
+    private async Task WriteForwarderErrorAsync(HttpContext context, IForwarderErrorFeature error, StreamLifetime lifetime)
+    {
+        Log.ForwarderError(_logger, error.Error, lifetime.Reason, error.Exception?.GetType().Name);
+        var (status, message, type, code) = lifetime.Reason switch
+        {
+            StreamEndReason.ClientCancelled => (0, "", "", null),
+            StreamEndReason.FirstTokenTimeout or StreamEndReason.MaxDurationTimeout =>
+                (StatusCodes.Status504GatewayTimeout, SseStreamRelay.Describe(lifetime.Reason, null).Message, RelayErrorTypes.Timeout, SseStreamRelay.Describe(lifetime.Reason, null).Code),
+            StreamEndReason.RelayShutdown =>
+                (StatusCodes.Status503ServiceUnavailable, "Relay is shutting down.", RelayErrorTypes.RelayShutdown, "relay_shutdown"),
+            _ => error.Error switch
+            {
+                ForwarderError.RequestTimedOut =>
+                    (StatusCodes.Status504GatewayTimeout, "The upstream did not respond in time.", RelayErrorTypes.Timeout, "upstream_timeout"),
+                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled when IsTooLarge(error.Exception) =>
+                    (StatusCodes.Status413PayloadTooLarge, "The request body is larger than the limit.", RelayErrorTypes.InvalidRequest, "request_too_large"),
+                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled =>
+                    (StatusCodes.Status400BadRequest, "The request body could not be read.", RelayErrorTypes.InvalidRequest, "invalid_body"),
+                ForwarderError.NoAvailableDestinations =>
+                    (StatusCodes.Status503ServiceUnavailable, "No upstream is available for this route.", RelayErrorTypes.UpstreamError, "no_upstream"),
+                ForwarderError.Request or ForwarderError.RequestCreation =>
+                    (StatusCodes.Status502BadGateway, "The upstream could not be reached.", RelayErrorTypes.UpstreamError, "upstream_unreachable"),
+                _ => (StatusCodes.Status502BadGateway, "The upstream failed to respond.", RelayErrorTypes.UpstreamError, "upstream_error"),
+            },
+        };
+
+        if (status != 0)
+        {
+            await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
+        }
+    }
+
+    private static bool IsTooLarge(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(300, LogLevel.Warning, "Forwarding failed before the response started: {Error} ({Reason}, {ExceptionType}).", EventName = "ForwarderError")]
+        public static partial void ForwarderError(ILogger logger, ForwarderError error, StreamEndReason reason, string? exceptionType);
+
+        [LoggerMessage(301, LogLevel.Debug, "The request body could not be read: {ExceptionType}.", EventName = "RequestBodyFailed")]
+        public static partial void RequestBodyFailed(ILogger logger, string exceptionType);
+    }
+}

@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Relay.Middleware.Accounting;
+using Relay.Middleware.Cancellation;
+using Relay.Middleware.Configuration;
+using Relay.Middleware.Hosting;
+using Relay.Middleware.Streaming;
+using Yarp.ReverseProxy.Transforms.Builder;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers Relay's services.</summary>
+public static class RelayServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds Relay's services, with <see cref="RelayOptions"/> bound from <paramref name="relaySection"/> (strictly:
+    /// an unknown key fails at start-up) and validated at start-up.
+    /// </summary>
+    public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration relaySection)
+    {
+        services.AddOptions<RelayOptions>()
+            .Bind(relaySection, static o => o.ErrorOnUnknownConfiguration = true)
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RelayOptions>, RelayOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.TryAddSingleton<RelayMetrics>();
+        services.TryAddSingleton<RouteSettingsResolver>();
+        services.TryAddSingleton<SseStreamRelay>();
+        services.TryAddSingleton<StreamAccountingRecorder>();
+        services.TryAddSingleton<SseResponseTransform>();
+        services.TryAddSingleton<ActiveStreams>();
+        services.AddHostedService(static sp => sp.GetRequiredService<ActiveStreams>());
+        return services;
+    }
+
+    /// <summary>
+    /// Adds Relay's YARP transforms (SSE relaying on every route, removal of Relay-only headers) and its cluster
+    /// defaults (YARP's activity timeout is left to Relay's own timeouts).
+    /// </summary>
+    public static IReverseProxyBuilder AddRelayTransforms(this IReverseProxyBuilder builder)
+    {
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RelayTransformProvider>());
+        builder.AddConfigFilter<RelayClusterConfigFilter>();
+        return builder;
+    }
+}

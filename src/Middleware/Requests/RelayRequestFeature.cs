@@ -1,0 +1,38 @@
+using Relay.Middleware.Cancellation;
+using Relay.Middleware.Configuration;
+
+namespace Relay.Middleware.Requests;
+
+/// <summary>What Relay learned about one request and how it will relay the response.</summary>
+public sealed class RelayRequestFeature
+{
+    /// <summary>The settings of the request's route.</summary>
+    public required RouteSettings Route { get; init; }
+
+    /// <summary>The request's lifetime (client abort, timeouts, shutdown).</summary>
+    public required StreamLifetime Lifetime { get; init; }
+
+    /// <summary>The route's id, for accounting.</summary>
+    public string? RouteId { get; init; }
+
+    /// <summary>Whether this is a chat-completions request (its SSE response is a <c>chat.completion.chunk</c> stream).</summary>
+    public bool IsChatCompletion { get; set; }
+
+    /// <summary>The request body's <c>model</c>.</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Whether the request asked for a stream.</summary>
+    public bool Stream { get; set; }
+
+    /// <summary>Whether the client itself asked for <c>stream_options.include_usage</c>.</summary>
+    public bool ClientRequestedUsage { get; set; }
+
+    /// <summary>Whether Relay added <c>include_usage</c> for its own accounting (the usage chunk is then not delivered).</summary>
+    public bool RelayRequestedUsage { get; set; }
+
+    /// <summary><c>stream_options.chunk_size</c>, when the client set it.</summary>
+    public int? ChunkSize { get; set; }
+
+    /// <summary><c>stream_options.flush_interval_ms</c> (a Relay extension), when the client set it.</summary>
+    public int? FlushIntervalMs { get; set; }
+}

@@ -1,0 +1,231 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Http;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Relay.Middleware.Cadence;
+using Relay.Middleware.Cancellation;
+using Relay.Middleware.Errors;
+
+namespace Relay.Middleware.Streaming;
+
+/// <summary>
+/// The single-consumer loop of one SSE stream (DESIGN.md, step 5): bytes from the upstream go through the
+/// stream's <see cref="StreamEventPipeline"/> straight into Kestrel's response pipe, and are flushed as soon as
+/// the pipeline writes them. The loop reads the upstream only after the previous flush completed, so a slow
+/// client pushes back over TCP instead of filling memory (Kestrel holds at most its response buffer limit).
+/// </summary>
+internal sealed partial class SseStreamRelay
+{
+    private static readonly StreamPipeReaderOptions ReaderOptions = new(
+        bufferSize: 4096, minimumReadSize: 512, leaveOpen: false, useZeroByteReads: true);
+
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public SseStreamRelay(TimeProvider time, ILogger<SseStreamRelay> logger)
+    {
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Relays the upstream's event stream to the client until it ends, fails, or is cancelled.</summary>
+    public async Task<StreamEndReason> RunAsync(HttpContext context, HttpResponseMessage upstream, StreamEventPipeline pipeline, StreamLifetime lifetime)
+    {
+        var token = lifetime.Token;
+        var output = context.Response.BodyWriter;
+        Stream body;
+        try
+        {
+            body = await upstream.Content.ReadAsStreamAsync(token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException)
+        {
+            return await EndAsync(context, pipeline, lifetime, ex);
+        }
+
+        var reader = PipeReader.Create(body, ReaderOptions);
+        // The cadence timer wakes the loop without cancelling the read: CancelPendingRead makes the pending
+        // ReadAsync return IsCanceled, the pipeline flushes what is due, and the loop reads on.
+        using var cadenceTimer = _time.CreateTimer(static s => ((PipeReader)s!).CancelPendingRead(), reader, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        long armedFor = 0;
+        try
+        {
+            while (true)
+            {
+                var deadline = pipeline.FlushDeadline;
+                if (deadline is { } due && due != armedFor)
+                {
+                    armedFor = due;
+                    var delay = _time.GetElapsedTime(_time.GetTimestamp(), due);
+                    cadenceTimer.Change(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+                }
+
+                ReadResult result;
+                try
+                {
+                    result = await reader.ReadAsync(token);
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException)
+                {
+                    return await EndAsync(context, pipeline, lifetime, ex);
+                }
+
+                if (result.IsCanceled)
+                {
+                    armedFor = 0;
+                    pipeline.OnDeadline(output);
+                    if (!await FlushAsync(output, lifetime))
+                    {
+                        return await EndAsync(context, pipeline, lifetime, null);
+                    }
+
+                    continue;
+                }
+
+                var buffer = result.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    lifetime.OnUpstreamActivity();
+                    pipeline.Process(buffer, output);
+                }
+
+                reader.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    return await CompleteAsync(context, pipeline, lifetime);
+                }
+
+                if (output.UnflushedBytes > 0 && !await FlushAsync(output, lifetime))
+                {
+                    return await EndAsync(context, pipeline, lifetime, null);
+                }
+            }
+        }
+        finally
+        {
+            await reader.CompleteAsync();
+        }
+    }
+
+    private async Task<StreamEndReason> CompleteAsync(HttpContext context, StreamEventPipeline pipeline, StreamLifetime lifetime)
+    {
+        var accounting = pipeline.Accounting;
+        var output = context.Response.BodyWriter;
+        var truncated = !pipeline.AtEventBoundary
+            || (pipeline.Settings.Kind == StreamKind.ChatCompletions && !accounting.DoneSeen && !accounting.UpstreamErrorSeen);
+        if (truncated)
+        {
+            // Never a silent cut: the client learns that the upstream ended the stream early.
+            Log.UpstreamTruncated(_logger);
+            pipeline.Fail(output, "The upstream ended the stream before it was complete.", RelayErrorTypes.UpstreamError, "upstream_truncated");
+            lifetime.Complete(StreamEndReason.UpstreamError);
+        }
+        else
+        {
+            pipeline.Complete(output);
+            lifetime.Complete(accounting.UpstreamErrorSeen ? StreamEndReason.UpstreamError : StreamEndReason.Completed);
+        }
+
+        if (!await FlushAsync(output, lifetime))
+        {
+            return await EndAsync(context, pipeline, lifetime, null);
+        }
+
+        return lifetime.Reason;
+    }
+
+    /// <summary>Ends a stream that cannot go on: tells the client why, when the client can still be told.</summary>
+    private async Task<StreamEndReason> EndAsync(HttpContext context, StreamEventPipeline pipeline, StreamLifetime lifetime, Exception? failure)
+    {
+        if (lifetime.Reason == StreamEndReason.None)
+        {
+            // Not one of our own cancellations: the upstream failed (reset, truncated mid-read).
+            lifetime.Cancel(lifetime.ClientGone ? StreamEndReason.ClientCancelled : StreamEndReason.UpstreamError);
+        }
+
+        var reason = lifetime.Reason;
+        if (reason is StreamEndReason.ClientCancelled or StreamEndReason.WriteStallTimeout)
+        {
+            // Nobody is reading: drop the connection rather than write into it.
+            Log.ClientGone(_logger, reason);
+            lifetime.Abort();
+            return reason;
+        }
+
+        var (message, type, code) = Describe(reason, failure);
+        if (!context.Response.HasStarted && pipeline.Accounting.EventsWritten == 0 && context.Response.BodyWriter.UnflushedBytes == 0)
+        {
+            // Nothing reached the client yet: a plain HTTP error is still possible.
+            var status = reason is StreamEndReason.FirstTokenTimeout or StreamEndReason.MaxDurationTimeout
+                ? StatusCodes.Status504GatewayTimeout
+                : reason == StreamEndReason.RelayShutdown ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status502BadGateway;
+            await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
+            return reason;
+        }
+
+        Log.StreamEndedWithError(_logger, reason, code);
+        pipeline.Fail(context.Response.BodyWriter, message, type, code);
+        try
+        {
+            using var flushTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
+            await context.Response.BodyWriter.FlushAsync(flushTimeout.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            lifetime.Abort();
+        }
+
+        return reason;
+    }
+
+    internal static (string Message, string Type, string? Code) Describe(StreamEndReason reason, Exception? failure) => reason switch
+    {
+        StreamEndReason.FirstTokenTimeout => ("The upstream did not start responding within the time-to-first-token timeout.", RelayErrorTypes.Timeout, "first_token_timeout"),
+        StreamEndReason.IdleTimeout => ("The upstream sent nothing within the idle timeout.", RelayErrorTypes.Timeout, "idle_timeout"),
+        StreamEndReason.MaxDurationTimeout => ("The request ran past its maximum duration.", RelayErrorTypes.Timeout, "max_duration_timeout"),
+        StreamEndReason.RelayShutdown => ("Relay is shutting down; the stream was ended.", RelayErrorTypes.RelayShutdown, "relay_shutdown"),
+        _ => (failure is null
+                ? "The upstream failed before the stream was complete."
+                : "The upstream connection failed before the stream was complete.", RelayErrorTypes.UpstreamError, "upstream_disconnected"),
+    };
+
+    /// <summary>Flushes; a flush that does not complete at once runs against the write-stall timeout.</summary>
+    private static async ValueTask<bool> FlushAsync(PipeWriter output, StreamLifetime lifetime)
+    {
+        try
+        {
+            var flush = output.FlushAsync(lifetime.Token);
+            FlushResult result;
+            if (flush.IsCompletedSuccessfully)
+            {
+                result = flush.Result;
+            }
+            else
+            {
+                lifetime.BeginStalledWrite();
+                result = await flush;
+                lifetime.EndStalledWrite();
+            }
+
+            lifetime.OnFirstByteSent();
+            return !result.IsCanceled && !result.IsCompleted;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            return false;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Debug, "The client went away ({Reason}); the upstream request was cancelled.", EventName = "ClientGone")]
+        public static partial void ClientGone(ILogger logger, StreamEndReason reason);
+
+        [LoggerMessage(2, LogLevel.Warning, "The upstream ended the stream before [DONE]; the client received an error event.", EventName = "UpstreamTruncated")]
+        public static partial void UpstreamTruncated(ILogger logger);
+
+        [LoggerMessage(3, LogLevel.Information, "The stream ended early ({Reason}, {Code}); the client received an error event.", EventName = "StreamEndedWithError")]
+        public static partial void StreamEndedWithError(ILogger logger, StreamEndReason reason, string? code);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Relay.Middleware.Accounting;
+using Relay.Middleware.Cadence;
+using Relay.Middleware.Cancellation;
+using Relay.Middleware.Requests;
+using Yarp.ReverseProxy.Model;
+
+namespace Relay.Middleware.Streaming;
+
+/// <summary>Turns a finished stream into a <see cref="StreamUsageRecord"/>: a structured log event, metrics, and the sinks.</summary>
+internal sealed partial class StreamAccountingRecorder
+{
+    private readonly TimeProvider _time;
+    private readonly RelayMetrics _metrics;
+    private readonly IEnumerable<IStreamUsageSink> _sinks;
+    private readonly ILogger _logger;
+
+    public StreamAccountingRecorder(TimeProvider time, RelayMetrics metrics, IEnumerable<IStreamUsageSink> sinks, ILogger<StreamAccountingRecorder> logger)
+    {
+        _time = time;
+        _metrics = metrics;
+        _sinks = sinks;
+        _logger = logger;
+    }
+
+    public void Record(HttpContext context, RelayRequestFeature? feature, StreamAccounting accounting, StreamLifetime lifetime)
+    {
+        var now = _time.GetTimestamp();
+        var reason = lifetime.Reason == StreamEndReason.None ? StreamEndReason.Completed : lifetime.Reason;
+        var counted = accounting.CompletionTokens is null;
+        var record = new StreamUsageRecord
+        {
+            Route = feature?.RouteId,
+            Upstream = UpstreamOf(context),
+            Model = feature?.Model ?? accounting.Model,
+            PromptTokens = accounting.PromptTokens,
+            CompletionTokensGenerated = accounting.CompletionTokens ?? accounting.UpstreamContentEvents,
+            CompletionTokensCounted = counted,
+            CompletionTokensDelivered = accounting.DeliveredContentEvents,
+            TimeToFirstToken = lifetime.FirstByteAt == 0 ? null : _time.GetElapsedTime(lifetime.StartedAt, lifetime.FirstByteAt),
+            Duration = _time.GetElapsedTime(lifetime.StartedAt, now),
+            EndReason = reason,
+        };
+
+        Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens, record.CompletionTokensGenerated,
+            record.CompletionTokensCounted, record.CompletionTokensDelivered, record.TimeToFirstToken?.TotalMilliseconds,
+            record.Duration.TotalMilliseconds, record.EndReason);
+
+        var tags = new TagList
+        {
+            { "gen_ai.operation.name", "chat" },
+            { "gen_ai.request.model", record.Model },
+            { "relay.route", record.Route },
+        };
+        var reasonTags = tags;
+        reasonTags.Add("relay.stream.end_reason", ReasonName(reason));
+        if (reason != StreamEndReason.Completed)
+        {
+            reasonTags.Add("error.type", ReasonName(reason));
+        }
+
+        _metrics.Streams.Add(1, reasonTags);
+        _metrics.Duration.Record(record.Duration.TotalSeconds, reasonTags);
+        if (record.TimeToFirstToken is { } ttft)
+        {
+            _metrics.TimeToFirstToken.Record(ttft.TotalSeconds, tags);
+        }
+
+        _metrics.TokensGenerated.Add(record.CompletionTokensGenerated, tags);
+        _metrics.TokensDelivered.Add(record.CompletionTokensDelivered, tags);
+        if (record.PromptTokens is { } prompt)
+        {
+            var input = tags;
+            input.Add("gen_ai.token.type", "input");
+            _metrics.TokenUsage.Record(prompt, input);
+        }
+
+        var output = tags;
+        output.Add("gen_ai.token.type", "output");
+        _metrics.TokenUsage.Record(record.CompletionTokensGenerated, output);
+
+        foreach (var sink in _sinks)
+        {
+            try
+            {
+                sink.OnStreamEnded(record);
+            }
+            catch (Exception ex)
+            {
+                Log.SinkFailed(_logger, ex);
+            }
+        }
+    }
+
+    internal static string ReasonName(StreamEndReason reason) => reason switch
+    {
+        StreamEndReason.Completed => "completed",
+        StreamEndReason.ClientCancelled => "client_cancelled",
+        StreamEndReason.FirstTokenTimeout => "first_token_timeout",
+        StreamEndReason.IdleTimeout => "idle_timeout",
+        StreamEndReason.MaxDurationTimeout => "max_duration_timeout",
+        StreamEndReason.WriteStallTimeout => "write_stall_timeout",
+        StreamEndReason.UpstreamError => "upstream_error",
+        StreamEndReason.RelayShutdown => "relay_shutdown",
+        _ => "unknown",
+    };
+
+    private static string? UpstreamOf(HttpContext context)
+    {
+        var address = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address;
+        return address is not null && Uri.TryCreate(address, UriKind.Absolute, out var uri)
+            ? uri.GetLeftPart(UriPartial.Authority)
+            : null;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(100, LogLevel.Information,
+            "Stream ended: route {Route}, upstream {Upstream}, model {Model}, prompt tokens {PromptTokens}, completion tokens generated {CompletionTokensGenerated} (counted: {CompletionTokensCounted}), delivered {CompletionTokensDelivered}, time to first token {TimeToFirstTokenMs} ms, duration {DurationMs} ms, end {EndReason}",
+            EventName = "StreamEnded")]
+        public static partial void StreamEnded(ILogger logger, string? route, string? upstream, string? model, long? promptTokens,
+            long completionTokensGenerated, bool completionTokensCounted, long completionTokensDelivered, double? timeToFirstTokenMs,
+            double durationMs, StreamEndReason endReason);
+
+        [LoggerMessage(101, LogLevel.Error, "A stream usage sink failed.", EventName = "UsageSinkFailed")]
+        public static partial void SinkFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace Relay.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A real nginx (Debian package) on a free loopback port, with a generated config, in the foreground and
+/// without a master process so the test owns its lifetime.
+/// </summary>
+public sealed class NginxProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _dir;
+
+    private NginxProcess(Process process, string dir, int port)
+    {
+        _process = process;
+        _dir = dir;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public string Url => $"http://127.0.0.1:{Port}";
+
+    public static string? Binary { get; } = new[] { "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx" }.FirstOrDefault(File.Exists);
+
+    /// <summary>
+    /// Starts nginx proxying to <paramref name="upstream"/>. <paramref name="locationExtra"/> adds directives to
+    /// the location (e.g. <c>proxy_buffering off;</c>); the defaults are nginx's, so buffering is on.
+    /// </summary>
+    public static async Task<NginxProcess> StartAsync(string upstream, string locationExtra = "")
+    {
+        if (Binary is null)
+        {
+            throw new InvalidOperationException("nginx is not installed (apt-get install nginx); .ci/run installs it.");
+        }
+
+        var dir = Directory.CreateTempSubdirectory("relay-nginx-").FullName;
+        var port = FreePort.Next();
+        var config = $$"""
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid {{dir}}/nginx.pid;
+            error_log {{dir}}/error.log warn;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                client_body_temp_path {{dir}}/client_body;
+                proxy_temp_path {{dir}}/proxy;
+                fastcgi_temp_path {{dir}}/fastcgi;
+                uwsgi_temp_path {{dir}}/uwsgi;
+                scgi_temp_path {{dir}}/scgi;
+                upstream backend {
+                    server {{new Uri(upstream).Authority}};
+                    keepalive 16;
+                }
+                server {
+                    listen 127.0.0.1:{{port}};
+                    location / {
+                        proxy_pass http://backend;
+                        proxy_http_version 1.1;
+                        proxy_set_header Connection "";
+                        {{locationExtra}}
+                    }
+                }
+            }
+            """;
+        var path = Path.Combine(dir, "nginx.conf");
+        await File.WriteAllTextAsync(path, config);
+        var process = Process.Start(new ProcessStartInfo(Binary, ["-p", dir, "-c", path])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        })!;
+        var nginx = new NginxProcess(process, dir, port);
+        await nginx.WaitListeningAsync();
+        return nginx;
+    }
+
+    private async Task WaitListeningAsync()
+    {
+        // Poll for the listening socket (a readiness check, not a sleep for synchronisation of behaviour).
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"nginx exited: {await _process.StandardError.ReadToEndAsync()} {ErrorLog()}");
+            }
+
+            try
+            {
+                using var probe = new TcpClient();
+                await probe.ConnectAsync("127.0.0.1", Port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(20);
+            }
+        }
+
+        throw new TimeoutException($"nginx did not listen on {Port}: {ErrorLog()}");
+    }
+
+    public string ErrorLog()
+    {
+        var path = Path.Combine(_dir, "error.log");
+        return File.Exists(path) ? File.ReadAllText(path) : "";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>A fact that is skipped, with a clear reason, when nginx is not installed.</summary>
+public sealed class NginxFactAttribute : FactAttribute
+{
+    public NginxFactAttribute()
+    {
+        if (NginxProcess.Binary is null)
+        {
+            Skip = "nginx is not installed (apt-get install nginx); .ci/run installs it.";
+        }
+    }
+}

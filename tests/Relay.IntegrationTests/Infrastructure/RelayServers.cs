@@ -1,0 +1,102 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+
+namespace Relay.IntegrationTests.Infrastructure;
+
+/// <summary>The simulated upstream on a real loopback socket, shared by the tests of the assembly.</summary>
+public sealed class MockUpstreamFixture : IAsyncLifetime
+{
+    private WebApplication? _app;
+
+    public string Url { get; private set; } = "";
+
+    public HttpClient Client { get; } = new();
+
+    public async Task InitializeAsync()
+    {
+        _app = await MockInference.MockInferenceServer.StartAsync("http://127.0.0.1:0");
+        Url = Addresses(_app).First();
+    }
+
+    public async Task DisposeAsync()
+    {
+        Client.Dispose();
+        if (_app is not null)
+        {
+            await _app.DisposeAsync();
+        }
+    }
+
+    /// <summary>The simulated upstream's record of one request.</summary>
+    public async Task<System.Text.Json.JsonElement> RecordAsync(string requestId)
+        => System.Text.Json.JsonDocument.Parse(await Client.GetStringAsync($"{Url}/mock/requests/{requestId}")).RootElement;
+
+    internal static IEnumerable<string> Addresses(WebApplication app)
+        => app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+}
+
+[CollectionDefinition(Name)]
+public sealed class UpstreamCollection : ICollectionFixture<MockUpstreamFixture>
+{
+    public const string Name = "upstream";
+}
+
+/// <summary>Relay, in this process, on a real loopback Kestrel socket (port 0), with its logs captured.</summary>
+public sealed class InProcessRelay : IAsyncDisposable
+{
+    private InProcessRelay(WebApplication app, string url, string? h2cUrl)
+    {
+        App = app;
+        Url = url;
+        H2cUrl = h2cUrl;
+    }
+
+    public WebApplication App { get; }
+
+    public string Url { get; }
+
+    public string? H2cUrl { get; }
+
+    public FakeLogCollector Logs => App.Services.GetFakeLogCollector();
+
+    public static async Task<InProcessRelay> StartAsync(string upstreamUrl, IDictionary<string, string?>? settings = null, bool h2c = false)
+    {
+        var httpPort = h2c ? FreePort.Next() : 0;
+        var h2cPort = h2c ? FreePort.Next() : 0;
+        var args = new List<string>
+        {
+            "--urls", $"http://127.0.0.1:{httpPort}",
+            "--Relay:Upstream:BaseUrl", upstreamUrl,
+        };
+        if (h2c)
+        {
+            args.AddRange(["--H2cUrls", $"http://127.0.0.1:{h2cPort}"]);
+        }
+
+        var app = await Relay.RelayApp.BuildAsync([.. args], builder =>
+        {
+            if (settings is not null)
+            {
+                builder.Configuration.AddInMemoryCollection(settings);
+            }
+
+            builder.Logging.ClearProviders();
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
+            builder.Logging.AddFakeLogging();
+        });
+        await app.StartAsync();
+        var url = h2c ? $"http://127.0.0.1:{httpPort}" : MockUpstreamFixture.Addresses(app).First();
+        return new InProcessRelay(app, url, h2c ? $"http://127.0.0.1:{h2cPort}" : null);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}

@@ -1,0 +1,63 @@
+using Relay.IntegrationTests.Infrastructure;
+
+namespace Relay.IntegrationTests;
+
+/// <summary>
+/// Issue 2: nginx with its default <c>proxy_buffering on</c> in front of Relay (a corporate proxy), and nginx in
+/// front of the inference server. The control case shows that the test can fail.
+/// </summary>
+[Collection(UpstreamCollection.Name)]
+public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLifetime
+{
+    private InProcessRelay _relay = null!;
+    private readonly HttpClient _client = new();
+
+    public async Task InitializeAsync() => _relay = await InProcessRelay.StartAsync(upstream.Url);
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _relay.DisposeAsync();
+    }
+
+    [NginxFact]
+    public async Task BufferingNginxInFront_StillStreams_BecauseOfXAccelBuffering()
+    {
+        await using var nginx = await NginxProcess.StartAsync(_relay.Url);
+        var spread = await FirstContentLeadMsAsync(nginx.Url);
+        Assert.True(spread > 1500, $"through buffering nginx the first token arrived only {spread} ms before the last was emitted");
+    }
+
+    [NginxFact]
+    public async Task Control_BufferingNginx_IgnoringXAccelBuffering_HoldsTheStream()
+    {
+        // Without the header's effect nginx buffers: the first token arrives only once the upstream is done.
+        await using var nginx = await NginxProcess.StartAsync(_relay.Url, "proxy_ignore_headers X-Accel-Buffering;");
+        var spread = await FirstContentLeadMsAsync(nginx.Url);
+        Assert.True(spread < 500, $"expected nginx to buffer the stream, but the first token led the last by {spread} ms");
+    }
+
+    [NginxFact]
+    public async Task RelayInFrontOfNginxInFrontOfUpstream_Streams()
+    {
+        await using var nginx = await NginxProcess.StartAsync(upstream.Url, "proxy_buffering off;");
+        await using var relay = await InProcessRelay.StartAsync(nginx.Url);
+        var spread = await FirstContentLeadMsAsync(relay.Url);
+        Assert.True(spread > 1500, $"through Relay -> nginx the first token arrived only {spread} ms before the last was emitted");
+    }
+
+    /// <summary>How long before the upstream emitted its last token the client had its first content (ms).</summary>
+    private async Task<long> FirstContentLeadMsAsync(string url)
+    {
+        using var request = SseRead.ChatRequest(url, headers: new Dictionary<string, string>
+        {
+            ["x-mock-tokens-per-second"] = "10", ["x-mock-max-tokens"] = "25", ["x-mock-ttft-ms"] = "0",
+        });
+        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var events = await SseRead.ReadAllAsync(response);
+        Assert.True(events[^1].IsDone, "the stream must complete");
+        var first = events.First(e => e.Content.Length > 0);
+        var lastEmitted = events.Where(e => !e.IsDone && !e.IsError).Max(e => e.Json.GetProperty("mock_emitted_us").GetInt64());
+        return (lastEmitted - first.ReceivedUs) / 1000;
+    }
+}

@@ -1,1 +1,0 @@
-namespace Relay.IntegrationTests; public class Placeholder { [Fact] public void Builds() { } }
