@@ -52,23 +52,26 @@ internal sealed class MockTokenizer
         using var deflate = new DeflateStream(assembly.GetManifestResourceStream(resource)!, CompressionMode.Decompress);
         using var reader = new StreamReader(deflate, Encoding.UTF8);
 
-        // The tiktoken format: one "<base64 token bytes> <rank>" per line; the rank is the id.
+        // The package's file is tiktoken's "<base64 bytes> <rank>" per line, but with the rank left out
+        // (implicit: the line number) after a "Capacity: N" header. Both forms are accepted.
         var table = new List<byte[]?>(200_064);
+        var next = 0;
         while (reader.ReadLine() is { } line)
         {
-            var space = line.IndexOf(' ', StringComparison.Ordinal);
-            if (space <= 0)
+            if (line.Length == 0 || line.StartsWith("Capacity:", StringComparison.Ordinal))
             {
                 continue;
             }
 
-            var id = int.Parse(line.AsSpan(space + 1), System.Globalization.CultureInfo.InvariantCulture);
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            var id = space < 0 ? next : int.Parse(line.AsSpan(space + 1), System.Globalization.CultureInfo.InvariantCulture);
+            next = id + 1;
             while (table.Count <= id)
             {
                 table.Add(null);
             }
 
-            table[id] = Convert.FromBase64String(line[..space]);
+            table[id] = Convert.FromBase64String(space < 0 ? line : line[..space]);
         }
 
         return [.. table];
