@@ -73,9 +73,12 @@ internal sealed partial class RelayProxyMiddleware
             }
             catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
             {
-                // The client went away or sent a broken body: nothing to forward.
+                // The client went away, sent a broken body, or exceeded the body limit Kestrel enforces.
                 Log.RequestBodyFailed(_logger, ex.GetType().Name);
-                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                var (status, message, code) = IsTooLarge(ex)
+                    ? (StatusCodes.Status413PayloadTooLarge, $"The request body is larger than the limit of {settings.Limits.MaxRequestBodyBytes} bytes.", "request_too_large")
+                    : (StatusCodes.Status400BadRequest, "The request body could not be read.", "invalid_body");
+                await OpenAIError.TryWriteResponseAsync(context, status, message, RelayErrorTypes.InvalidRequest, code);
                 return;
             }
 
