@@ -62,6 +62,13 @@ internal sealed class IncrementalSseParser : IDisposable
     /// <summary>Whether everything appended so far ends at an event boundary: no partial line or event held.</summary>
     public bool AtEventBoundary => _start == _end && (!_blockHasFields || _resetBeforeNextLine);
 
+    /// <summary>Bytes of the stream consumed as complete lines so far (a trailing partial line is not counted).</summary>
+    public long Consumed => _consumedBase + _start;
+
+    /// <summary>Whether field lines of an event not yet dispatched have been consumed.</summary>
+    public bool InsideBlock => _blockHasFields && !_resetBeforeNextLine;
+
+    /// <summary>Appends bytes from upstream. Spans from earlier items become invalid.</summary>
     public void Append(ReadOnlySpan<byte> bytes)
     {
         if (_start == _end)
