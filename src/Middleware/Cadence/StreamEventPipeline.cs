@@ -141,9 +141,10 @@ public sealed class StreamEventPipeline : IDisposable
     }
 
     /// <summary>
-    /// The upstream ended cleanly: write everything still held. A trailing event without its dispatching blank
-    /// line is discarded, as WHATWG says ("If the file ends in the middle of an event, before the final empty line,
-    /// the incomplete event is not dispatched"); pass-through streams are copied as they came.
+    /// The upstream ended cleanly: write everything still held. A last event whose dispatching blank line never
+    /// came (captures end in <c>data: [DONE]\n</c>) is dispatched, as the OpenAI SDK decoders do at end of stream;
+    /// WHATWG would drop it ("the incomplete event is not dispatched"), but the upstream ended cleanly, so it is
+    /// complete content, not a truncation. Pass-through streams are copied as they came.
     /// </summary>
     public void Complete(IBufferWriter<byte> output)
     {
@@ -153,6 +154,17 @@ public sealed class StreamEventPipeline : IDisposable
             output.Write(_raw.WrittenSpan);
             _raw.Clear();
             return;
+        }
+
+        // Terminate the last line and block; blank lines after a boundary dispatch nothing.
+        _parser.Append("\n\n"u8);
+        var now = _timeProvider.GetTimestamp();
+        while (_parser.TryRead(out var kind))
+        {
+            if (kind == SseItemKind.Event)
+            {
+                HandleEvent(output, now);
+            }
         }
 
         FlushAll(output, endOfStream: true);
