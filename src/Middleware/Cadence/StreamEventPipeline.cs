@@ -1,4 +1,8 @@
 using System.Buffers;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Relay.Middleware.ServerSentEvents;
 
 namespace Relay.Middleware.Cadence;
 
@@ -6,16 +10,65 @@ namespace Relay.Middleware.Cadence;
 /// The event pipeline of one stream: incremental SSE parsing, event transforms (coalescing, UTF-8 repair,
 /// accounting) and canonical SSE writing. Single consumer: not thread-safe.
 /// </summary>
-/// <remarks>PLACEHOLDER: passes bytes through until the cadence work lands.</remarks>
+/// <remarks>
+/// <para>
+/// Cadence (product spec, "Chunk size &amp; flush cadence": "We flush an SSE chunk every ~20 ms or every 8 tokens,
+/// whichever comes first"): consecutive text tokens of one choice (<c>delta.content</c>,
+/// <c>delta.reasoning_content</c>/<c>reasoning</c>, or the <c>arguments</c> of a continuing tool call) are merged
+/// into one event, written when <see cref="StreamPipelineSettings.MaxTokensPerFlush"/> tokens have accumulated or
+/// <see cref="StreamPipelineSettings.FlushInterval"/> has passed since the first of them arrived. A choice's first
+/// token is written at once. Anything else (role, finish_reason, usage, logprobs, errors, non-JSON data,
+/// <c>[DONE]</c>, comments, typed events) first flushes everything pending, then goes out in its place.
+/// </para>
+/// <para>
+/// The merged event is the FIRST merged token's event with its text field replaced: its envelope (id, created,
+/// model, unknown fields such as <c>mock_emitted_us</c> or Azure's <c>content_filter_results</c>) is kept byte for
+/// byte, so latency measured from an embedded timestamp is measured from the oldest token in the event. Fields of
+/// the later tokens' envelopes are dropped; a chunk carrying anything beyond the text (a non-null <c>usage</c>, as
+/// Perplexity sends on every chunk, <c>logprobs</c>, a role) is never merged.
+/// </para>
+/// <para>
+/// Unicode (product spec, "Partial-token handling": "Our SSE encoder buffers token boundaries that span an
+/// incomplete UTF-8 sequence and flushes them together"): text is decoded leniently
+/// (<see cref="LenientJsonStringDecoder"/>) and an incomplete trailing character is carried to the next token of
+/// the choice. If the choice finishes or the stream completes with a character still incomplete, the upstream
+/// really sent a broken character, and the client gets U+FFFD for it. On <see cref="Fail"/> the incomplete bytes
+/// are dropped: the error event says the text is cut. When a flush is due, a trailing grapheme cluster that is
+/// likely to be extended (<see cref="GraphemeHold"/>) is held back for at most one more flush interval.
+/// </para>
+/// </remarks>
 public sealed class StreamEventPipeline : IDisposable
 {
+    private const int MaxTrackedChoices = 128;
+
     private readonly TimeProvider _timeProvider;
+    private readonly IncrementalSseParser _parser = new();
+    private readonly PooledByteBuffer _scratch = new(1024);
+    private readonly PooledByteBuffer _decoded = new(256);
+    private readonly PooledByteBuffer? _raw;
+    private readonly Utf8JsonWriter _json;
+    private readonly long _interval;
+    private readonly bool _coalesce;
+    private PendingChoiceDelta?[] _choices = new PendingChoiceDelta?[1];
+    private long _rawBase;
 
     /// <summary>Creates a pipeline for one stream.</summary>
     public StreamEventPipeline(StreamPipelineSettings settings, TimeProvider timeProvider)
     {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(timeProvider);
         Settings = settings;
         _timeProvider = timeProvider;
+        _interval = (long)(Math.Max(0, settings.FlushInterval.TotalSeconds) * timeProvider.TimestampFrequency);
+        _coalesce = settings.CoalescingEnabled && settings.MaxTokensPerFlush > 1 && _interval > 0;
+        _raw = settings.Kind == StreamKind.PassThrough ? new PooledByteBuffer(4096) : null;
+
+        // Non-ASCII stays raw in the re-serialised text; SkipValidation lets one writer emit many lone values.
+        _json = new Utf8JsonWriter(_scratch, new JsonWriterOptions
+        {
+            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            SkipValidation = true,
+        });
     }
 
     /// <summary>The settings in force.</summary>
@@ -25,26 +78,96 @@ public sealed class StreamEventPipeline : IDisposable
     public StreamAccounting Accounting { get; } = new();
 
     /// <summary>When pending content must be flushed (a <see cref="TimeProvider.GetTimestamp"/> value), or null.</summary>
-    public long? FlushDeadline => null;
+    public long? FlushDeadline
+    {
+        get
+        {
+            long? earliest = null;
+            foreach (var choice in _choices)
+            {
+                if (choice is { HasText: true } && (earliest is null || choice.Deadline < earliest))
+                {
+                    earliest = choice.Deadline;
+                }
+            }
+
+            return earliest;
+        }
+    }
 
     /// <summary>Whether the input so far ends at an event boundary (no partial event held).</summary>
-    public bool AtEventBoundary { get; private set; } = true;
+    public bool AtEventBoundary => _parser.AtEventBoundary;
 
     /// <summary>Consumes all of <paramref name="input"/>; writes what is due to <paramref name="output"/>.</summary>
     public void Process(ReadOnlySequence<byte> input, IBufferWriter<byte> output)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        if (_raw is not null)
+        {
+            ProcessPassThrough(input, output);
+            return;
+        }
+
+        var now = _timeProvider.GetTimestamp();
+        FlushDue(output, now);
         foreach (var segment in input)
         {
-            output.Write(segment.Span);
+            _parser.Append(segment.Span);
+            while (_parser.TryRead(out var kind))
+            {
+                switch (kind)
+                {
+                    case SseItemKind.Comment:
+                        FlushAll(output, endOfStream: false);
+                        SseWriter.WriteComment(output, _parser.Comment);
+                        break;
+                    case SseItemKind.Retry:
+                        FlushAll(output, endOfStream: false);
+                        SseWriter.WriteRetry(output, _parser.Retry.GetValueOrDefault());
+                        break;
+                    default:
+                        HandleEvent(output, now);
+                        break;
+                }
+            }
         }
     }
 
     /// <summary>Writes what is due at the current time.</summary>
-    public void OnDeadline(IBufferWriter<byte> output) => _ = _timeProvider;
+    public void OnDeadline(IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        FlushDue(output, _timeProvider.GetTimestamp());
+    }
 
-    /// <summary>The upstream ended cleanly: write everything still held.</summary>
+    /// <summary>
+    /// The upstream ended cleanly: write everything still held. A last event whose dispatching blank line never
+    /// came (captures end in <c>data: [DONE]\n</c>) is dispatched, as the OpenAI SDK decoders do at end of stream;
+    /// WHATWG would drop it ("the incomplete event is not dispatched"), but the upstream ended cleanly, so it is
+    /// complete content, not a truncation. Pass-through streams are copied as they came.
+    /// </summary>
     public void Complete(IBufferWriter<byte> output)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        if (_raw is not null)
+        {
+            output.Write(_raw.WrittenSpan);
+            _raw.Clear();
+            return;
+        }
+
+        // Terminate the last line and block; blank lines after a boundary dispatch nothing.
+        _parser.Append("\n\n"u8);
+        var now = _timeProvider.GetTimestamp();
+        while (_parser.TryRead(out var kind))
+        {
+            if (kind == SseItemKind.Event)
+            {
+                HandleEvent(output, now);
+            }
+        }
+
+        FlushAll(output, endOfStream: true);
     }
 
     /// <summary>
@@ -53,13 +176,344 @@ public sealed class StreamEventPipeline : IDisposable
     /// </summary>
     public void Fail(IBufferWriter<byte> output, string message, string type, string? code)
     {
-        output.Write("\n\n"u8);
-        output.Write(System.Text.Encoding.UTF8.GetBytes(
-            $"data: {{\"error\":{{\"message\":\"{message}\",\"type\":\"{type}\",\"code\":\"{code}\"}}}}\n\n"));
+        ArgumentNullException.ThrowIfNull(output);
+        if (_raw is not null)
+        {
+            // Only whole events were forwarded: drop the partial one so the client never dispatches half of it.
+            _raw.Clear();
+        }
+        else
+        {
+            FlushAll(output, endOfStream: false);
+            foreach (var choice in _choices)
+            {
+                choice?.Carry.Clear();
+            }
+        }
+
+        _parser.DiscardPartialEvent();
+        SseWriter.WriteErrorEvent(output, message, type, code);
+        Accounting.EventsWritten++;
     }
 
     /// <inheritdoc />
     public void Dispose()
     {
+        _parser.Dispose();
+        _scratch.Dispose();
+        _decoded.Dispose();
+        _raw?.Dispose();
+        _json.Dispose();
+        foreach (var choice in _choices)
+        {
+            choice?.Dispose();
+        }
+
+        _choices = [];
+    }
+
+    private void ProcessPassThrough(ReadOnlySequence<byte> input, IBufferWriter<byte> output)
+    {
+        var raw = _raw!;
+        var boundary = _rawBase;
+        foreach (var segment in input)
+        {
+            raw.Append(segment.Span);
+            _parser.Append(segment.Span);
+            while (_parser.TryRead(out var kind))
+            {
+                if (kind == SseItemKind.Event)
+                {
+                    Accounting.EventsWritten++;
+                }
+
+                if (!_parser.InsideBlock)
+                {
+                    boundary = _parser.Consumed;
+                }
+            }
+
+            if (!_parser.InsideBlock)
+            {
+                boundary = _parser.Consumed;
+            }
+        }
+
+        // Forward up to the last event boundary, untouched; a partial event waits for its end (clients do not
+        // dispatch it before then anyway) so that Fail can drop it.
+        var ready = (int)(boundary - _rawBase);
+        if (ready > 0)
+        {
+            output.Write(raw.WrittenSpan[..ready]);
+            raw.RemovePrefix(ready);
+            _rawBase = boundary;
+        }
+    }
+
+    private void HandleEvent(IBufferWriter<byte> output, long now)
+    {
+        var data = _parser.Data;
+        if (!_parser.EventType.IsEmpty || _parser.EventHadId)
+        {
+            FlushAll(output, endOfStream: false);
+            WriteVerbatim(output, data);
+            return;
+        }
+
+        if (data.SequenceEqual("[DONE]"u8))
+        {
+            Accounting.DoneSeen = true;
+            FlushAll(output, endOfStream: true);
+            WriteVerbatim(output, data);
+            return;
+        }
+
+        if (!ChatChunkReader.TryRead(data, out var info))
+        {
+            FlushAll(output, endOfStream: false);
+            WriteVerbatim(output, data);
+            return;
+        }
+
+        Account(in info, data);
+        if (info.ChoiceCount == 0 && info.HasUsage && Settings.StripUsageChunk)
+        {
+            // Relay asked for usage for its own accounting; the client did not: consume the usage-only chunk.
+            FlushAll(output, endOfStream: false);
+            return;
+        }
+
+        var mergeKind = info.MergeableKind(out var field);
+        if (mergeKind != DeltaKind.None && (uint)info.ChoiceIndex < MaxTrackedChoices)
+        {
+            AddToken(output, now, data, in info, mergeKind, field);
+            return;
+        }
+
+        // Not a plain text token: whatever is pending goes first, so every choice keeps its order.
+        FlushAll(output, endOfStream: false);
+        if (info.ChoiceCount == 1 && (uint)info.ChoiceIndex < MaxTrackedChoices)
+        {
+            var choice = GetChoice(info.ChoiceIndex);
+            choice.SeenContent |= info.CarriesContent;
+            var text = info.Content.IsPresent ? info.Content : info.Reasoning;
+            if (text.IsPresent)
+            {
+                _decoded.Clear();
+                var clean = LenientJsonStringDecoder.Decode(text.Inner(data), ref choice.Carry, _decoded);
+                if (info.HasFinishReason)
+                {
+                    LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, _decoded);
+                }
+
+                if (!clean)
+                {
+                    WriteReplaced(output, data, text, _decoded.WrittenSpan);
+                    CountWritten(info.CarriesContent ? 1 : 0);
+                    return;
+                }
+            }
+            else if (info.HasFinishReason && !choice.Carry.IsEmpty && choice.Envelope.Length > 0)
+            {
+                LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
+                FlushChoice(output, choice, now, allowHold: false);
+            }
+        }
+
+        WriteVerbatim(output, data);
+        if (info.CarriesContent)
+        {
+            Accounting.DeliveredContentEvents++;
+        }
+    }
+
+    private void AddToken(IBufferWriter<byte> output, long now, ReadOnlySpan<byte> data, in ChatChunkInfo info, DeltaKind kind, JsonStringRange field)
+    {
+        var choice = GetChoice(info.ChoiceIndex);
+        var running = choice.Tokens > 0 || choice.HasText;
+        if (running && (choice.Kind != kind || (kind == DeltaKind.ToolArguments && choice.ToolIndex != info.ToolIndex)))
+        {
+            // Another field starts: what is pending is complete, including a character it will never finish.
+            LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
+            FlushChoice(output, choice, now, allowHold: false);
+            running = choice.Tokens > 0 || choice.HasText;
+        }
+
+        var dueNow = !_coalesce || !choice.SeenContent;
+        choice.SeenContent = true;
+        if (!running && dueNow && choice.Carry.IsEmpty)
+        {
+            // Fast path: nothing pending and the token goes out at once; if its text needs no repair and no
+            // grapheme hold, forward the event as it came (no copy, no re-serialisation).
+            _decoded.Clear();
+            var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
+            if (clean && (!_coalesce || GraphemeHold.HoldBackStart(_decoded.WrittenSpan) == _decoded.Length))
+            {
+                WriteVerbatim(output, data);
+                Accounting.DeliveredContentEvents++;
+                return;
+            }
+
+            StartRun(choice, data, field, kind, info.ToolIndex);
+            choice.Text.Append(_decoded.WrittenSpan);
+            choice.Deadline = now + _interval;
+        }
+        else
+        {
+            if (!running)
+            {
+                StartRun(choice, data, field, kind, info.ToolIndex);
+            }
+
+            var before = choice.Text.Length;
+            LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, choice.Text);
+            if (before == 0 && choice.HasText)
+            {
+                choice.Deadline = now + _interval;
+            }
+        }
+
+        choice.Tokens++;
+        if (dueNow || choice.Tokens >= Settings.MaxTokensPerFlush || now >= choice.Deadline)
+        {
+            FlushChoice(output, choice, now, allowHold: _coalesce);
+        }
+    }
+
+    private static void StartRun(PendingChoiceDelta choice, ReadOnlySpan<byte> data, JsonStringRange field, DeltaKind kind, int toolIndex)
+    {
+        choice.Envelope.Clear();
+        choice.Envelope.Append(data);
+        choice.Field = field;
+        choice.Kind = kind;
+        choice.ToolIndex = toolIndex;
+    }
+
+    private void FlushChoice(IBufferWriter<byte> output, PendingChoiceDelta choice, long now, bool allowHold)
+    {
+        if (!choice.HasText)
+        {
+            return;
+        }
+
+        var text = choice.Text.WrittenSpan;
+        var split = text.Length;
+        if (allowHold && (choice.HoldUntil == 0 || now < choice.HoldUntil))
+        {
+            split = GraphemeHold.HoldBackStart(text);
+        }
+
+        if (split > 0)
+        {
+            var envelope = choice.Envelope.WrittenSpan;
+            WriteReplaced(output, envelope, choice.Field, text[..split]);
+            CountWritten(choice.Tokens);
+            choice.Tokens = 0;
+        }
+
+        if (split == text.Length)
+        {
+            choice.Text.Clear();
+            choice.HoldUntil = 0;
+            choice.HoldLength = 0;
+            return;
+        }
+
+        // Hold the trailing cluster, at most one interval beyond when it would have gone out: a hold already
+        // running keeps its bound while its bytes are still held.
+        if (choice.HoldUntil == 0 || split >= choice.HoldLength)
+        {
+            choice.HoldUntil = now + _interval;
+        }
+
+        choice.Text.RemovePrefix(split);
+        choice.HoldLength = choice.Text.Length;
+        choice.Deadline = choice.HoldUntil;
+    }
+
+    private void FlushDue(IBufferWriter<byte> output, long now)
+    {
+        foreach (var choice in _choices)
+        {
+            if (choice is { HasText: true } && choice.Deadline <= now)
+            {
+                FlushChoice(output, choice, now, allowHold: _coalesce);
+            }
+        }
+    }
+
+    private void FlushAll(IBufferWriter<byte> output, bool endOfStream)
+    {
+        foreach (var choice in _choices)
+        {
+            if (choice is null)
+            {
+                continue;
+            }
+
+            if (endOfStream && !choice.Carry.IsEmpty && choice.Envelope.Length > 0)
+            {
+                LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
+            }
+
+            FlushChoice(output, choice, now: 0, allowHold: false);
+        }
+    }
+
+    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text)
+    {
+        _scratch.Clear();
+        _scratch.Append(json[..field.Start]);
+        _json.Reset(_scratch);
+        _json.WriteStringValue(text);
+        _json.Flush();
+        _scratch.Append(json[field.End..]);
+        SseWriter.WriteData(output, _scratch.WrittenSpan);
+    }
+
+    private void WriteVerbatim(IBufferWriter<byte> output, ReadOnlySpan<byte> data)
+    {
+        SseWriter.WriteEvent(output, _parser.EventType, data, _parser.LastEventId, _parser.EventHadId);
+        Accounting.EventsWritten++;
+    }
+
+    private void CountWritten(int contentEvents)
+    {
+        Accounting.EventsWritten++;
+        Accounting.DeliveredContentEvents += contentEvents;
+    }
+
+    private void Account(in ChatChunkInfo info, ReadOnlySpan<byte> data)
+    {
+        if (info.CarriesContent)
+        {
+            Accounting.UpstreamContentEvents++;
+        }
+
+        Accounting.UpstreamErrorSeen |= info.HasError;
+        if (info.PromptTokens is { } prompt)
+        {
+            Accounting.PromptTokens = prompt;
+        }
+
+        if (info.CompletionTokens is { } completion)
+        {
+            Accounting.CompletionTokens = completion;
+        }
+
+        if (Accounting.Model is null && info.Model.IsNonEmpty)
+        {
+            Accounting.Model = Encoding.UTF8.GetString(info.Model.Inner(data));
+        }
+    }
+
+    private PendingChoiceDelta GetChoice(int index)
+    {
+        if (index >= _choices.Length)
+        {
+            Array.Resize(ref _choices, Math.Max(index + 1, _choices.Length * 2));
+        }
+
+        return _choices[index] ??= new PendingChoiceDelta();
     }
 }

@@ -1,0 +1,47 @@
+using Relay.Middleware.ServerSentEvents;
+
+namespace Relay.Middleware.Cadence;
+
+/// <summary>
+/// The content of one choice that has arrived but is not yet written: the decoded text of consecutive
+/// tokens of one kind, and the first token's event, whose envelope the merged event reuses.
+/// </summary>
+internal sealed class PendingChoiceDelta : IDisposable
+{
+    /// <summary>The first merged token's event data; the text field at <see cref="Field"/> is replaced on write.</summary>
+    public PooledByteBuffer Envelope { get; } = new(512);
+
+    /// <summary>Decoded UTF-8 text of complete characters, not yet written.</summary>
+    public PooledByteBuffer Text { get; } = new(256);
+
+    public JsonStringRange Field;
+
+    /// <summary>An incomplete trailing character, waiting for the rest in the next token.</summary>
+    public Utf8Carry Carry;
+
+    public DeltaKind Kind;
+    public int ToolIndex;
+
+    /// <summary>Upstream tokens merged into <see cref="Text"/> and not yet counted as delivered.</summary>
+    public int Tokens;
+
+    /// <summary>When <see cref="Text"/> must be written (a timestamp); meaningful only while it is not empty.</summary>
+    public long Deadline;
+
+    /// <summary>The bound of a grapheme hold in progress (a timestamp), or 0.</summary>
+    public long HoldUntil;
+
+    /// <summary>Bytes at the start of <see cref="Text"/> that are being held back for a grapheme cluster.</summary>
+    public int HoldLength;
+
+    /// <summary>Whether this choice has already delivered a content token (the first one is never delayed).</summary>
+    public bool SeenContent;
+
+    public bool HasText => Text.Length > 0;
+
+    public void Dispose()
+    {
+        Envelope.Dispose();
+        Text.Dispose();
+    }
+}

@@ -1,1 +1,0 @@
-namespace Relay.Middleware.Tests; public class Placeholder { [Fact] public void Builds() { } }
