@@ -13,6 +13,7 @@ namespace Relay.Benchmarks;
 /// Each operation handles <see cref="Events"/> events: divide by it for per-event figures.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class SseParsingBenchmarks
 {
     public const int Events = 1000;
