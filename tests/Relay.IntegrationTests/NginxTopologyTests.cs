@@ -20,11 +20,15 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
         await _relay.DisposeAsync();
     }
 
+    // A corporate edge as they come: nginx defaults (proxy_buffering on) plus gzip for every text type, which
+    // holds small writes in buffered mode until a buffer fills or the response ends.
+    private const string CorporateEdge = "gzip on; gzip_types text/event-stream application/json; gzip_min_length 1; gzip_proxied any;";
+
     [NginxFact]
     public async Task BufferingNginxInFront_StillStreams_BecauseOfXAccelBuffering()
     {
-        await using var nginx = await NginxProcess.StartAsync(_relay.Url);
-        var spread = await FirstContentLeadMsAsync(nginx.Url);
+        await using var nginx = await NginxProcess.StartAsync(_relay.Url, CorporateEdge);
+        var spread = await FirstContentLeadMsAsync(nginx.Url, gzip: true);
         Assert.True(spread > 1500, $"through buffering nginx the first token arrived only {spread} ms before the last was emitted");
     }
 
@@ -32,8 +36,8 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
     public async Task Control_BufferingNginx_IgnoringXAccelBuffering_HoldsTheStream()
     {
         // Without the header's effect nginx buffers: the first token arrives only once the upstream is done.
-        await using var nginx = await NginxProcess.StartAsync(_relay.Url, "proxy_ignore_headers X-Accel-Buffering;");
-        var spread = await FirstContentLeadMsAsync(nginx.Url);
+        await using var nginx = await NginxProcess.StartAsync(_relay.Url, CorporateEdge + " proxy_ignore_headers X-Accel-Buffering;");
+        var spread = await FirstContentLeadMsAsync(nginx.Url, gzip: true);
         Assert.True(spread < 500, $"expected nginx to buffer the stream, but the first token led the last by {spread} ms");
     }
 
@@ -47,13 +51,15 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
     }
 
     /// <summary>How long before the upstream emitted its last token the client had its first content (ms).</summary>
-    private async Task<long> FirstContentLeadMsAsync(string url)
+    private async Task<long> FirstContentLeadMsAsync(string url, bool gzip = false)
     {
+        using var gzipClient = new HttpClient(new HttpClientHandler { AutomaticDecompression = System.Net.DecompressionMethods.GZip });
+        var client = gzip ? gzipClient : _client;
         using var request = SseRead.ChatRequest(url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "10", ["x-mock-max-tokens"] = "25", ["x-mock-ttft-ms"] = "0",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
         Assert.True(events[^1].IsDone, "the stream must complete");
         var first = events.First(e => e.Content.Length > 0);

@@ -17,8 +17,11 @@ namespace Relay.Middleware.Streaming;
 /// </summary>
 internal sealed partial class SseStreamRelay
 {
-    private static readonly StreamPipeReaderOptions ReaderOptions = new(
-        bufferSize: 4096, minimumReadSize: 512, leaveOpen: false, useZeroByteReads: true);
+    private const int MinimumReadSize = 2048;
+
+    // Small segments, and a pause threshold: the pump stops reading the upstream while this much waits.
+    private static readonly PipeOptions PipeOptions = new(
+        minimumSegmentSize: 4096, pauseWriterThreshold: 32 * 1024, resumeWriterThreshold: 16 * 1024, useSynchronizationContext: false);
 
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -39,14 +42,17 @@ internal sealed partial class SseStreamRelay
         {
             body = await upstream.Content.ReadAsStreamAsync(token);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or ObjectDisposedException)
         {
             return await EndAsync(context, pipeline, lifetime, ex);
         }
 
-        var reader = PipeReader.Create(body, ReaderOptions);
-        // The cadence timer wakes the loop without cancelling the read: CancelPendingRead makes the pending
-        // ReadAsync return IsCanceled, the pipeline flushes what is due, and the loop reads on.
+        // The upstream is pumped into a small pipe, and the loop reads the pipe. The pipe's CancelPendingRead
+        // wakes the loop for a cadence deadline without touching the upstream read: cancelling a read of an
+        // HttpClient response stream (which StreamPipeReader.CancelPendingRead does) tears the connection down.
+        var pipe = new Pipe(PipeOptions);
+        var pump = PumpAsync(body, pipe.Writer, lifetime);
+        var reader = pipe.Reader;
         using var cadenceTimer = _time.CreateTimer(static s => ((PipeReader)s!).CancelPendingRead(), reader, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         long armedFor = 0;
         try
@@ -66,21 +72,9 @@ internal sealed partial class SseStreamRelay
                 {
                     result = await reader.ReadAsync(token);
                 }
-                catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException)
+                catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or ObjectDisposedException)
                 {
                     return await EndAsync(context, pipeline, lifetime, ex);
-                }
-
-                if (result.IsCanceled)
-                {
-                    armedFor = 0;
-                    pipeline.OnDeadline(output);
-                    if (!await FlushAsync(output, lifetime))
-                    {
-                        return await EndAsync(context, pipeline, lifetime, null);
-                    }
-
-                    continue;
                 }
 
                 var buffer = result.Buffer;
@@ -91,9 +85,20 @@ internal sealed partial class SseStreamRelay
                 }
 
                 reader.AdvanceTo(buffer.End);
+                if (result.IsCanceled)
+                {
+                    armedFor = 0;
+                    pipeline.OnDeadline(output);
+                }
+
                 if (result.IsCompleted)
                 {
-                    return await CompleteAsync(context, pipeline, lifetime);
+                    // The pump ends the pipe cleanly even when the upstream failed, so that what arrived before
+                    // the failure is delivered first; then the failure decides how the stream ends.
+                    var failure = await pump;
+                    return failure is null
+                        ? await CompleteAsync(context, pipeline, lifetime)
+                        : await EndAsync(context, pipeline, lifetime, failure);
                 }
 
                 if (output.UnflushedBytes > 0 && !await FlushAsync(output, lifetime))
@@ -105,7 +110,48 @@ internal sealed partial class SseStreamRelay
         finally
         {
             await reader.CompleteAsync();
+            await pump;
         }
+    }
+
+    /// <summary>
+    /// Copies the upstream body into the pipe. A zero-byte read first, so an idle stream holds no buffer; the
+    /// pipe's pause threshold stops the pump (and so the upstream, over TCP) while the client is slow.
+    /// </summary>
+    private static async Task<Exception?> PumpAsync(Stream source, PipeWriter writer, StreamLifetime lifetime)
+    {
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                _ = await source.ReadAsync(Memory<byte>.Empty, lifetime.Token);
+                var memory = writer.GetMemory(MinimumReadSize);
+                var read = await source.ReadAsync(memory, lifetime.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                writer.Advance(read);
+                var flushed = await writer.FlushAsync(lifetime.Token);
+                if (flushed.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        finally
+        {
+            await source.DisposeAsync();
+            await writer.CompleteAsync();
+        }
+
+        return failure;
     }
 
     private async Task<StreamEndReason> CompleteAsync(HttpContext context, StreamEventPipeline pipeline, StreamLifetime lifetime)

@@ -21,6 +21,18 @@ public sealed class MockUpstreamFixture : IAsyncLifetime
     {
         _app = await MockInference.MockInferenceServer.StartAsync("http://127.0.0.1:0");
         Url = Addresses(_app).First();
+        await WarmUpAsync(Client, Url);
+    }
+
+    /// <summary>
+    /// One request before the tests: the first one loads the tokenizer (about a second), which would otherwise
+    /// count against the first test's time-to-first-token and pacing.
+    /// </summary>
+    public static async Task WarmUpAsync(HttpClient client, string url)
+    {
+        using var request = SseRead.ChatRequest(url, stream: false, headers: new Dictionary<string, string> { ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "3" });
+        using var response = await client.SendAsync(request);
+        response.EnsureSuccessStatusCode();
     }
 
     public async Task DisposeAsync()

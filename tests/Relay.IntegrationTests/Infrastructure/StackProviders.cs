@@ -49,6 +49,10 @@ public sealed class ProcessStackProvider : IStackProvider
         UpstreamUrl = $"http://127.0.0.1:{upstreamPort}";
         Start(BuiltDll("MockInference"), "--urls", UpstreamUrl);
         await WaitListeningAsync(upstreamPort);
+        using (var client = new HttpClient())
+        {
+            await MockUpstreamFixture.WarmUpAsync(client, UpstreamUrl);
+        }
 
         var relayPort = FreePort.Next();
         RelayUrl = $"http://127.0.0.1:{relayPort}";
