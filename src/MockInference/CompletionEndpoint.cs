@@ -20,6 +20,7 @@ internal sealed class CompletionEndpoint(
     ILogger<CompletionEndpoint> logger)
 {
     private const int MaxBodyBytes = 16 * 1024 * 1024;
+    private static readonly TimeSpan ResetGracePeriod = TimeSpan.FromMilliseconds(50);
 
     public async Task HandleAsync(HttpContext context, CompletionKind kind)
     {
@@ -322,6 +323,10 @@ internal sealed class CompletionEndpoint(
         chunks.WriteContent(scratch, 0, "\"this event is cut in half\""u8, MonotonicClock.NowMicroseconds());
         output.Write(scratch.WrittenSpan[..(scratch.WrittenCount / 2)]);
         await FlushAsync(output, record, context.RequestAborted);
+
+        // A flush hands bytes to Kestrel's transport, not to the socket, and Abort drops what is still queued;
+        // a short pause lets the half event reach the wire so the reader really sees a truncated event.
+        await Task.Delay(ResetGracePeriod, timeProvider, context.RequestAborted);
         Complete(record, MockRequestStatus.Reset);
         context.Abort();
     }

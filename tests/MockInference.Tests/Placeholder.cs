@@ -1,1 +1,0 @@
-namespace MockInference.Tests; public class Placeholder { [Fact] public void Builds() { } }
