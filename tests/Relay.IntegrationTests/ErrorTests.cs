@@ -47,7 +47,7 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
     [Fact]
     public async Task HugeBody_Gets413()
     {
-        var big = "{\"model\":\"mock\",\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('x', 200_000) + "\"}]}";
+        var big = "{\"model\":\"mock\",\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('x', 100_000) + "\"}]}";
         var response = await _client.PostAsync($"{_relay.Url}/v1/chat/completions", new StringContent(big, Encoding.UTF8, "application/json"));
         await AssertErrorAsync(response, 413, "invalid_request_error", "request_too_large");
 
