@@ -220,7 +220,7 @@ internal sealed class CompletionEndpoint(
                 if (!stalled && knobs.StallAfterTokens is int stallAfter && generated >= stallAfter)
                 {
                     stalled = true;
-                    schedule.AddStall(knobs.Stall);
+                    schedule.AddStall(step, knobs.Stall);
                     await schedule.WaitForTokenAsync(step, aborted);
                 }
 
@@ -353,7 +353,7 @@ internal sealed class CompletionEndpoint(
 
         if (knobs.StallAfterTokens is int stallAfter && stallAfter < total)
         {
-            schedule.AddStall(knobs.Stall);
+            schedule.AddStall(0, knobs.Stall);
         }
 
         // Without streaming the whole generation happens before the first byte, as on a real server.

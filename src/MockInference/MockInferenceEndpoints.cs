@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 
 namespace MockInference;
 
@@ -24,6 +25,7 @@ public static class MockInferenceEndpoints
         services.TryAddSingleton<MockRequestRecorder>();
         services.TryAddSingleton<CompletionEndpoint>();
         services.TryAddSingleton<EmbeddingsEndpoint>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, TokenizerWarmup>());
         return services;
     }
 

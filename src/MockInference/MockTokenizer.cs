@@ -26,6 +26,12 @@ internal sealed class MockTokenizer
 
     private static TiktokenTokenizer Tokenizer => s_tokenizer.Value;
 
+    /// <summary>Loads the tokenizer and the byte table now rather than on the first request.</summary>
+    public void WarmUp()
+    {
+        _ = GetTokenBytes(Encode("warm up")[0]);
+    }
+
     public IReadOnlyList<int> Encode(string text) => Tokenizer.EncodeToIds(text);
 
     public int CountTokens(string text) => text.Length == 0 ? 0 : Tokenizer.CountTokens(text);

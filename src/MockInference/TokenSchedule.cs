@@ -8,8 +8,21 @@ internal sealed class TokenSchedule(TimeProvider timeProvider, long startTimesta
 {
     private TimeSpan _stalls;
 
-    /// <summary>Pushes every later token back by <paramref name="stall"/>.</summary>
-    public void AddStall(TimeSpan stall) => _stalls += stall;
+    /// <summary>
+    /// Makes token <paramref name="tokenIndex"/> due <paramref name="stall"/> from now and pushes every later
+    /// token back with it. Measured from now, not from the token's due time, so the pause is silent for its
+    /// full length even when the stream is running late.
+    /// </summary>
+    public void AddStall(int tokenIndex, TimeSpan stall)
+    {
+        var lag = timeProvider.GetElapsedTime(startTimestamp) - DueTime(tokenIndex);
+        if (lag > TimeSpan.Zero)
+        {
+            _stalls += lag;
+        }
+
+        _stalls += stall;
+    }
 
     public TimeSpan DueTime(int tokenIndex)
     {
@@ -25,6 +38,14 @@ internal sealed class TokenSchedule(TimeProvider timeProvider, long startTimesta
     public Task WaitForTokenAsync(int tokenIndex, CancellationToken cancellationToken)
     {
         var wait = DueTime(tokenIndex) - timeProvider.GetElapsedTime(startTimestamp);
-        return wait > TimeSpan.Zero ? Task.Delay(wait, timeProvider, cancellationToken) : Task.CompletedTask;
+        if (wait <= TimeSpan.Zero)
+        {
+            return Task.CompletedTask;
+        }
+
+        // Timers count whole milliseconds on a coarse tick (about 4 ms on Linux), so rounding up keeps a token
+        // from leaving more than a tick early; one timer per token is worth more than a sub-tick precision.
+        var milliseconds = Math.Ceiling(wait.TotalMilliseconds);
+        return Task.Delay(TimeSpan.FromMilliseconds(milliseconds), timeProvider, cancellationToken);
     }
 }
