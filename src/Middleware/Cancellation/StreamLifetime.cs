@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Relay.Middleware.Cancellation;
@@ -220,10 +219,4 @@ public sealed class StreamLifetime : IHttpRequestLifetimeFeature, IDisposable
         _timer.Dispose();
         _cts.Dispose();
     }
-
-    internal static long ElapsedMicroseconds(TimeProvider time, long from, long to)
-        => to <= from ? 0 : (long)((to - from) * 1_000_000.0 / time.TimestampFrequency);
-
-    [Conditional("DEBUG")]
-    internal void AssertNotDisposed() => Debug.Assert(!_disposed);
 }

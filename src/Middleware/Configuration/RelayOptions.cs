@@ -2,8 +2,8 @@ namespace Relay.Middleware.Configuration;
 
 /// <summary>
 /// Relay's settings, bound from the <c>Relay</c> configuration section. Every setting here is the
-/// default for all routes; a YARP route overrides it with a metadata entry of the same path
-/// (for example <c>"Relay:Cadence:MaxTokens": "4"</c>), see <see cref="RouteSettings"/>.
+/// default for all routes; a YARP route overrides it with a metadata entry
+/// (for example <c>"Relay.Cadence.MaxTokens": "4"</c>), see <see cref="RouteSettings"/>.
 /// </summary>
 public sealed class RelayOptions
 {

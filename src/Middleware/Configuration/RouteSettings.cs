@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Yarp.ReverseProxy.Configuration;
 
@@ -6,8 +5,9 @@ namespace Relay.Middleware.Configuration;
 
 /// <summary>
 /// Relay's settings in force for one YARP route: the <see cref="RelayOptions"/> defaults, overridden by
-/// the route's metadata entries named like the configuration paths below the <c>Relay</c> section
-/// (<c>"Cadence:MaxTokens": "4"</c>, <c>"Timeouts:IdleSeconds": "120"</c>).
+/// the route's metadata entries named <c>Relay.</c> and the configuration path below the <c>Relay</c> section,
+/// with dots (<c>"Relay.Cadence.MaxTokens": "4"</c>, <c>"Relay.Timeouts.IdleSeconds": "120"</c>): a colon in a
+/// key would be read as a configuration section separator and never reach YARP's metadata.
 /// </summary>
 public sealed record RouteSettings
 {
@@ -23,7 +23,10 @@ public sealed record RouteSettings
     /// <summary>Builds the settings of <paramref name="route"/> from the defaults and its metadata.</summary>
     public static RouteSettings Resolve(RelayOptions defaults, RouteConfig? route)
     {
-        var metadata = route?.Metadata;
+        var metadata = route?.Metadata?
+            .Where(static kv => kv.Key.StartsWith(MetadataPrefix, StringComparison.OrdinalIgnoreCase))
+            .Select(static kv => KeyValuePair.Create(kv.Key[MetadataPrefix.Length..].Replace('.', ':'), kv.Value))
+            .ToList();
         if (metadata is null || metadata.Count == 0)
         {
             return new RouteSettings { Cadence = defaults.Cadence, Timeouts = defaults.Timeouts, Limits = defaults.Limits };
@@ -53,5 +56,6 @@ public sealed record RouteSettings
         return copy;
     }
 
-    internal static string Format(double seconds) => seconds.ToString(CultureInfo.InvariantCulture);
+    /// <summary>The prefix of the route metadata keys Relay reads.</summary>
+    public const string MetadataPrefix = "Relay.";
 }
