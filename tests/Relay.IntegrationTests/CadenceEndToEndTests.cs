@@ -8,19 +8,8 @@ namespace Relay.IntegrationTests;
 
 /// <summary>Issue 3, end to end through Relay: cadence, per-request chunk size, usage semantics, a real SDK.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
-    private InProcessRelay _relay = null!;
-    private readonly HttpClient _client = new();
-
-    public async Task InitializeAsync() => _relay = await InProcessRelay.StartAsync(upstream.Url);
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _relay.DisposeAsync();
-    }
-
     [Fact]
     public async Task DefaultCadence_At100TokensPerSecond_SendsAboutEightTimesFewerEvents()
     {
@@ -61,9 +50,9 @@ public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : IAsyncL
     public async Task FirstToken_IsNotDelayedByCadence()
     {
         // 4 tokens/s: a coalescer that waited for 8 tokens would hold the first one for 2 s.
-        using var request = SseRead.ChatRequest(_relay.Url, headers: Knobs(4, 12, 21));
+        using var request = SseRead.ChatRequest(Relay.Url, headers: Knobs(4, 12, 21));
         var sent = SseRead.NowUs();
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response, stopAfter: e => e.Content.Length > 0);
         var first = events.First(e => e.Content.Length > 0);
         var emitted = first.Json.GetProperty("mock_emitted_us").GetInt64();
@@ -88,7 +77,7 @@ public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : IAsyncL
     [Fact]
     public async Task OpenAIDotNetSdk_StreamsFullTextAndUsage()
     {
-        var client = new ChatClient("mock", new ApiKeyCredential("sk-not-used"), new OpenAIClientOptions { Endpoint = new Uri(_relay.Url + "/v1") });
+        var client = new ChatClient("mock", new ApiKeyCredential("sk-not-used"), new OpenAIClientOptions { Endpoint = new Uri(Relay.Url + "/v1") });
         var options = new ChatCompletionOptions { MaxOutputTokenCount = 60 };
         var text = new StringBuilder();
         ChatTokenUsage? usage = null;
@@ -115,8 +104,8 @@ public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : IAsyncL
     {
         var headers = Knobs(2000, 200, 15);
         headers["x-mock-token-boundary"] = mode;
-        using var request = SseRead.ChatRequest(_relay.Url, streamOptions: new { chunk_size = 1 }, headers: headers);
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var request = SseRead.ChatRequest(Relay.Url, streamOptions: new { chunk_size = 1 }, headers: headers);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
         var text = string.Concat(events.Select(e => e.Content));
         Assert.Equal(await DirectTextAsync(200, 15), text);
@@ -125,8 +114,8 @@ public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : IAsyncL
 
     private async Task<(List<ReceivedEvent> Events, int Tokens, string Text)> StreamAsync(object? streamOptions, int tokensPerSecond, int maxTokens, int seed)
     {
-        using var request = SseRead.ChatRequest(_relay.Url, streamOptions: streamOptions, headers: Knobs(tokensPerSecond, maxTokens, seed));
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var request = SseRead.ChatRequest(Relay.Url, streamOptions: streamOptions, headers: Knobs(tokensPerSecond, maxTokens, seed));
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
         Assert.True(events[^1].IsDone);
         return (events, maxTokens, string.Concat(events.Select(e => e.Content)));
@@ -134,15 +123,15 @@ public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : IAsyncL
 
     private async Task<string> DirectTextAsync(int maxTokens, int seed)
     {
-        using var request = SseRead.ChatRequest(upstream.Url, headers: Knobs(0, maxTokens, seed));
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var request = SseRead.ChatRequest(Upstream.Url, headers: Knobs(0, maxTokens, seed));
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         return string.Concat((await SseRead.ReadAllAsync(response)).Select(e => e.Content));
     }
 
     private async Task<int> DirectContentEventsAsync(int maxTokens, int seed)
     {
-        using var request = SseRead.ChatRequest(upstream.Url, headers: Knobs(0, maxTokens, seed));
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var request = SseRead.ChatRequest(Upstream.Url, headers: Knobs(0, maxTokens, seed));
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         return (await SseRead.ReadAllAsync(response)).Count(e => e.Content.Length > 0);
     }
 

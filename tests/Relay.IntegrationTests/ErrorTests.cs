@@ -8,23 +8,12 @@ namespace Relay.IntegrationTests;
 
 /// <summary>Issue 2: errors in the client's language, before and after the first byte; Relay keeps serving.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class ErrorTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {
-    private InProcessRelay _relay = null!;
-    private readonly HttpClient _client = new();
-
-    public async Task InitializeAsync() => _relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
-    {
-        ["Relay:Limits:MaxRequestBodyBytes"] = "65536",
-        ["Relay:Timeouts:FirstTokenSeconds"] = "1",
-    });
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _relay.DisposeAsync();
-    }
-
+    ["Relay:Limits:MaxRequestBodyBytes"] = "65536",
+    ["Relay:Timeouts:FirstTokenSeconds"] = "1",
+})
+{
     public static TheoryData<string, string, int, string> BadBodies => new()
     {
         { "{\"model\":\"mock\",", "application/json", 400, "invalid_json" },
@@ -39,7 +28,7 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
     [MemberData(nameof(BadBodies))]
     public async Task BadRequestBody_GetsOpenAIError_AndRelayKeepsServing(string body, string contentType, int status, string code)
     {
-        var response = await _client.PostAsync($"{_relay.Url}/v1/chat/completions", new StringContent(body, Encoding.UTF8, contentType));
+        var response = await Client.PostAsync($"{Relay.Url}/v1/chat/completions", new StringContent(body, Encoding.UTF8, contentType));
         await AssertErrorAsync(response, status, "invalid_request_error", code);
         await AssertStreamWorksAsync();
     }
@@ -48,22 +37,22 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
     public async Task HugeBody_Gets413()
     {
         var big = "{\"model\":\"mock\",\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('x', 100_000) + "\"}]}";
-        var response = await _client.PostAsync($"{_relay.Url}/v1/chat/completions", new StringContent(big, Encoding.UTF8, "application/json"));
+        var response = await Client.PostAsync($"{Relay.Url}/v1/chat/completions", new StringContent(big, Encoding.UTF8, "application/json"));
         await AssertErrorAsync(response, 413, "invalid_request_error", "request_too_large");
 
         // Chunked (no Content-Length): the limit still holds while reading.
         var chunked = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big)));
         chunked.Headers.ContentType = new("application/json");
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_relay.Url}/v1/chat/completions") { Content = chunked };
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{Relay.Url}/v1/chat/completions") { Content = chunked };
         request.Headers.TransferEncodingChunked = true;
-        await AssertErrorAsync(await _client.SendAsync(request), 413, "invalid_request_error", "request_too_large");
+        await AssertErrorAsync(await Client.SendAsync(request), 413, "invalid_request_error", "request_too_large");
         await AssertStreamWorksAsync();
     }
 
     [Fact]
     public async Task UnknownRoute_Gets404()
     {
-        await AssertErrorAsync(await _client.GetAsync($"{_relay.Url}/nope/here"), 404, "invalid_request_error", "unknown_route");
+        await AssertErrorAsync(await Client.GetAsync($"{Relay.Url}/nope/here"), 404, "invalid_request_error", "unknown_route");
     }
 
     [Fact]
@@ -72,21 +61,21 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
         var closedPort = FreePort.Next();
         await using var relay = await InProcessRelay.StartAsync($"http://127.0.0.1:{closedPort}");
         using var request = SseRead.ChatRequest(relay.Url);
-        await AssertErrorAsync(await _client.SendAsync(request), 502, "upstream_error", "upstream_unreachable");
+        await AssertErrorAsync(await Client.SendAsync(request), 502, "upstream_error", "upstream_unreachable");
     }
 
     [Fact]
     public async Task UpstreamSilentBeforeHeaders_Gets504()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string> { ["x-mock-ttft-ms"] = "5000" });
-        await AssertErrorAsync(await _client.SendAsync(request), 504, "timeout", "first_token_timeout");
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string> { ["x-mock-ttft-ms"] = "5000" });
+        await AssertErrorAsync(await Client.SendAsync(request), 504, "timeout", "first_token_timeout");
     }
 
     [Fact]
     public async Task UpstreamHttpError_PassesThroughWithItsStatus()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string> { ["x-mock-status"] = "429" });
-        var response = await _client.SendAsync(request);
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string> { ["x-mock-status"] = "429" });
+        var response = await Client.SendAsync(request);
         Assert.Equal(429, (int)response.StatusCode);
         Assert.True(response.Headers.Contains("Retry-After"));
         var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
@@ -96,12 +85,12 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
     [Fact]
     public async Task UpstreamResetMidStream_EndsWithErrorEvent()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "50",
             ["x-mock-fail-after-tokens"] = "5", ["x-mock-fail-mode"] = "reset",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var events = await SseRead.ReadAllAsync(response);
         Assert.Contains(events, e => e.Content.Length > 0);
@@ -115,12 +104,12 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
     [Fact]
     public async Task UpstreamErrorEvent_ReachesClient()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "50",
             ["x-mock-fail-after-tokens"] = "3", ["x-mock-fail-mode"] = "error-event",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
         Assert.True(events[^1].IsError);
         Assert.Single(events, e => e.IsError);
@@ -152,7 +141,7 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
 
         await using var relay = await InProcessRelay.StartAsync($"http://127.0.0.1:{port}");
         using var request = SseRead.ChatRequest(relay.Url);
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
         await serve;
         Assert.Equal("Hello", string.Concat(events.Select(e => e.Content)));
@@ -162,11 +151,11 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : IAsyncLifetime
 
     private async Task AssertStreamWorksAsync()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "5",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var events = await SseRead.ReadAllAsync(response);
         Assert.True(events[^1].IsDone);

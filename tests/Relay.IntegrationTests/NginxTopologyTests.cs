@@ -7,19 +7,8 @@ namespace Relay.IntegrationTests;
 /// front of the inference server. The control case shows that the test can fail.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
-    private InProcessRelay _relay = null!;
-    private readonly HttpClient _client = new();
-
-    public async Task InitializeAsync() => _relay = await InProcessRelay.StartAsync(upstream.Url);
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _relay.DisposeAsync();
-    }
-
     // A corporate edge as they come: nginx defaults (proxy_buffering on) plus gzip for every text type, which
     // holds small writes in buffered mode until a buffer fills or the response ends.
     private const string CorporateEdge = "gzip on; gzip_types text/event-stream application/json; gzip_min_length 1; gzip_proxied any;";
@@ -27,7 +16,7 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
     [NginxFact]
     public async Task BufferingNginxInFront_StillStreams_BecauseOfXAccelBuffering()
     {
-        await using var nginx = await NginxProcess.StartAsync(_relay.Url, CorporateEdge);
+        await using var nginx = await NginxProcess.StartAsync(Relay.Url, CorporateEdge);
         var spread = await FirstContentLeadMsAsync(nginx.Url, gzip: true);
         Assert.True(spread > 1500, $"through buffering nginx the first token arrived only {spread} ms before the last was emitted");
     }
@@ -36,7 +25,7 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
     public async Task Control_BufferingNginx_IgnoringXAccelBuffering_HoldsTheStream()
     {
         // Without the header's effect nginx buffers: the first token arrives only once the upstream is done.
-        await using var nginx = await NginxProcess.StartAsync(_relay.Url, CorporateEdge + " proxy_ignore_headers X-Accel-Buffering;");
+        await using var nginx = await NginxProcess.StartAsync(Relay.Url, CorporateEdge + " proxy_ignore_headers X-Accel-Buffering;");
         var spread = await FirstContentLeadMsAsync(nginx.Url, gzip: true);
         Assert.True(spread < 500, $"expected nginx to buffer the stream, but the first token led the last by {spread} ms");
     }
@@ -44,7 +33,7 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
     [NginxFact]
     public async Task RelayInFrontOfNginxInFrontOfUpstream_Streams()
     {
-        await using var nginx = await NginxProcess.StartAsync(upstream.Url, "proxy_buffering off;");
+        await using var nginx = await NginxProcess.StartAsync(Upstream.Url, "proxy_buffering off;");
         await using var relay = await InProcessRelay.StartAsync(nginx.Url);
         var spread = await FirstContentLeadMsAsync(relay.Url);
         Assert.True(spread > 1500, $"through Relay -> nginx the first token arrived only {spread} ms before the last was emitted");
@@ -54,7 +43,7 @@ public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : IAsyncLif
     private async Task<long> FirstContentLeadMsAsync(string url, bool gzip = false)
     {
         using var gzipClient = new HttpClient(new HttpClientHandler { AutomaticDecompression = System.Net.DecompressionMethods.GZip });
-        var client = gzip ? gzipClient : _client;
+        var client = gzip ? gzipClient : Client;
         using var request = SseRead.ChatRequest(url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "10", ["x-mock-max-tokens"] = "25", ["x-mock-ttft-ms"] = "0",

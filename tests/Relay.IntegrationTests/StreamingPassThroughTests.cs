@@ -8,28 +8,17 @@ namespace Relay.IntegrationTests;
 
 /// <summary>Issue 2: events reach the client as they are generated, with proxy-safe headers, over real sockets.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
-    private InProcessRelay _relay = null!;
-    private readonly HttpClient _client = new();
-
-    public async Task InitializeAsync() => _relay = await InProcessRelay.StartAsync(upstream.Url);
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _relay.DisposeAsync();
-    }
-
     [Fact]
     public async Task Stream_FirstEventArrives_LongBeforeUpstreamFinishes()
     {
         // 10 tokens/s, 30 tokens: the upstream needs about 3 s; the first token must not wait for it.
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "10", ["x-mock-max-tokens"] = "30", ["x-mock-ttft-ms"] = "0",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var events = await SseRead.ReadAllAsync(response);
 
@@ -45,8 +34,8 @@ public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : IA
     [Fact]
     public async Task Stream_CarriesProxySafeHeaders()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: Fast(5));
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var request = SseRead.ChatRequest(Relay.Url, headers: Fast(5));
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal("no", Assert.Single(response.Headers.GetValues("X-Accel-Buffering")));
         Assert.True(response.Headers.CacheControl!.NoCache);
@@ -60,18 +49,18 @@ public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : IA
     public async Task NonStreamingJson_PassesThroughUnchanged()
     {
         // /v1/models is deterministic: byte-for-byte the same through Relay as direct.
-        var direct = await _client.GetAsync($"{upstream.Url}/v1/models");
-        var relayed = await _client.GetAsync($"{_relay.Url}/v1/models");
+        var direct = await Client.GetAsync($"{Upstream.Url}/v1/models");
+        var relayed = await Client.GetAsync($"{Relay.Url}/v1/models");
         Assert.Equal(HttpStatusCode.OK, relayed.StatusCode);
         Assert.Equal(await direct.Content.ReadAsByteArrayAsync(), await relayed.Content.ReadAsByteArrayAsync());
         Assert.Equal("application/json", relayed.Content.Headers.ContentType?.MediaType);
         Assert.False(relayed.Headers.Contains("X-Accel-Buffering"));
 
         // A non-streaming completion keeps its body; with the same seed its content matches the direct one.
-        using var a = SseRead.ChatRequest(upstream.Url, stream: false, headers: Fast(12));
-        using var b = SseRead.ChatRequest(_relay.Url, stream: false, headers: Fast(12));
-        var directBody = JsonDocument.Parse(await (await _client.SendAsync(a)).Content.ReadAsStringAsync()).RootElement;
-        var relayedResponse = await _client.SendAsync(b);
+        using var a = SseRead.ChatRequest(Upstream.Url, stream: false, headers: Fast(12));
+        using var b = SseRead.ChatRequest(Relay.Url, stream: false, headers: Fast(12));
+        var directBody = JsonDocument.Parse(await (await Client.SendAsync(a)).Content.ReadAsStringAsync()).RootElement;
+        var relayedResponse = await Client.SendAsync(b);
         var relayedBody = JsonDocument.Parse(await relayedResponse.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("chat.completion", relayedBody.GetProperty("object").GetString());
         Assert.Equal(Message(directBody), Message(relayedBody));
@@ -81,7 +70,7 @@ public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : IA
     [Fact]
     public async Task AnyV1Path_IsForwarded()
     {
-        var embeddings = await _client.PostAsync($"{_relay.Url}/v1/embeddings",
+        var embeddings = await Client.PostAsync($"{Relay.Url}/v1/embeddings",
             new StringContent("""{"model":"mock","input":"hello"}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, embeddings.StatusCode);
         Assert.Contains("embedding", await embeddings.Content.ReadAsStringAsync());
@@ -90,7 +79,7 @@ public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : IA
     [Fact]
     public async Task Http2_StreamsOverH2c()
     {
-        await using var relay = await InProcessRelay.StartAsync(upstream.Url, h2c: true);
+        await using var relay = await InProcessRelay.StartAsync(Upstream.Url, h2c: true);
         using var client = new HttpClient { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
         using var request = SseRead.ChatRequest(relay.H2cUrl!, headers: Fast(20));
         request.Version = HttpVersion.Version20;
@@ -106,17 +95,17 @@ public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : IA
     public async Task Secrets_NeverAppearInLogs()
     {
         const string secret = "sk-test-SECRET-0123456789abcdef";
-        using var request = SseRead.ChatRequest(_relay.Url, headers: Fast(5));
+        using var request = SseRead.ChatRequest(Relay.Url, headers: Fast(5));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
         request.Headers.TryAddWithoutValidation("api-key", secret);
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await SseRead.ReadAllAsync(response);
-        using var failing = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>(Fast(5)) { ["x-mock-fail-after-tokens"] = "2", ["x-mock-fail-mode"] = "reset" });
+        using var failing = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>(Fast(5)) { ["x-mock-fail-after-tokens"] = "2", ["x-mock-fail-mode"] = "reset" });
         failing.Headers.Authorization = new AuthenticationHeaderValue("Bearer", secret);
-        using var failed = await _client.SendAsync(failing, HttpCompletionOption.ResponseHeadersRead);
+        using var failed = await Client.SendAsync(failing, HttpCompletionOption.ResponseHeadersRead);
         await SseRead.ReadAllAsync(failed);
 
-        var logs = _relay.Logs.GetSnapshot();
+        var logs = Relay.Logs.GetSnapshot();
         Assert.NotEmpty(logs);
         Assert.DoesNotContain(logs, l => (l.Message + l.Exception).Contains(secret, StringComparison.Ordinal));
     }

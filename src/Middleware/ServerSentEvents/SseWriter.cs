@@ -8,12 +8,6 @@ namespace Relay.Middleware.ServerSentEvents;
 /// <summary>Writes canonical <c>text/event-stream</c> framing to an <see cref="IBufferWriter{T}"/>.</summary>
 public static class SseWriter
 {
-    private static readonly JsonWriterOptions s_errorJsonOptions = new()
-    {
-        // Keep non-ASCII readable in error messages; still valid, properly escaped JSON.
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
     /// <summary>
     /// Writes a final OpenAI-style error event: <c>data: {"error":{"message":...,"type":...,"code":...}}</c>
     /// followed by a blank line. A null <paramref name="code"/> is written as JSON <c>null</c>.
@@ -25,25 +19,7 @@ public static class SseWriter
         ArgumentNullException.ThrowIfNull(type);
 
         output.Write("data: "u8);
-        using (var json = new Utf8JsonWriter(output, s_errorJsonOptions))
-        {
-            json.WriteStartObject();
-            json.WriteStartObject("error"u8);
-            json.WriteString("message"u8, message);
-            json.WriteString("type"u8, type);
-            if (code is null)
-            {
-                json.WriteNull("code"u8);
-            }
-            else
-            {
-                json.WriteString("code"u8, code);
-            }
-
-            json.WriteEndObject();
-            json.WriteEndObject();
-        }
-
+        Errors.OpenAIError.WriteObject(output, message, type, code);
         output.Write("\n\n"u8);
     }
 

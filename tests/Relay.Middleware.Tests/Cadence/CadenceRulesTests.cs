@@ -135,7 +135,7 @@ public sealed class CadenceRulesTests
         driver.Fail("upstream reset \"mid-stream\"", "upstream_error", null);
         var events = driver.ClientEvents();
         Assert.Equal("aheld", ClientContent.Join(events));
-        Assert.Equal("{\"error\":{\"message\":\"upstream reset \\\"mid-stream\\\"\",\"type\":\"upstream_error\",\"code\":null}}", Encoding.UTF8.GetString(events[^1]));
+        Assert.Equal("{\"error\":{\"message\":\"upstream reset \\\"mid-stream\\\"\",\"type\":\"upstream_error\",\"param\":null,\"code\":null}}", Encoding.UTF8.GetString(events[^1]));
         Assert.DoesNotContain("cut", driver.OutputText, StringComparison.Ordinal);
     }
 
@@ -146,7 +146,7 @@ public sealed class CadenceRulesTests
         driver.Process("event: a\ndata: 1\n\nevent: b\ndata: par");
         Assert.Equal("event: a\ndata: 1\n\n", driver.OutputText);
         driver.Fail("timeout", "timeout", "upstream_timeout");
-        Assert.Equal("event: a\ndata: 1\n\ndata: {\"error\":{\"message\":\"timeout\",\"type\":\"timeout\",\"code\":\"upstream_timeout\"}}\n\n", driver.OutputText);
+        Assert.Equal("event: a\ndata: 1\n\ndata: {\"error\":{\"message\":\"timeout\",\"type\":\"timeout\",\"param\":null,\"code\":\"upstream_timeout\"}}\n\n", driver.OutputText);
     }
 
     [Fact]
