@@ -12,10 +12,11 @@ namespace Relay.Middleware.Cancellation;
 /// <c>relay_shutdown</c> error event and cancels their upstreams. No stream is cut silently.
 /// </summary>
 /// <remarks>
-/// Registered as a hosted service after the web server, so it is stopped before Kestrel: Kestrel keeps serving
-/// the streams in flight while this drains them.
+/// The drain runs in <see cref="IHostedLifecycleService.StoppingAsync"/>, which the host runs for every service
+/// before any <see cref="IHostedService.StopAsync"/>: WebApplication starts the web server last and so stops it
+/// first, so a drain in StopAsync would run only after Kestrel had already waited out (and cut) the streams.
 /// </remarks>
-public sealed partial class ActiveStreams : IHostedService
+public sealed partial class ActiveStreams : IHostedLifecycleService
 {
     private readonly ConcurrentDictionary<StreamLifetime, byte> _streams = new();
     private readonly IOptionsMonitor<RelayOptions> _options;
@@ -53,7 +54,19 @@ public sealed partial class ActiveStreams : IHostedService
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <inheritdoc />
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Refuses new requests, drains the ones in flight, then ends the rest (before the web server stops).</summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         _draining = true;
         if (_streams.IsEmpty)

@@ -48,6 +48,39 @@ public sealed class MockUpstreamFixture : IAsyncLifetime
     public async Task<System.Text.Json.JsonElement> RecordAsync(string requestId)
         => System.Text.Json.JsonDocument.Parse(await Client.GetStringAsync($"{Url}/mock/requests/{requestId}")).RootElement;
 
+    /// <summary>
+    /// Polls the record of one request until <paramref name="until"/> holds (a bounded poll of observed state,
+    /// not a sleep that synchronises behaviour); fails with the last record after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<System.Text.Json.JsonElement> WaitForRecordAsync(string requestId, Func<System.Text.Json.JsonElement, bool> until, TimeSpan? timeout = null, TimeSpan? poll = null)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var limit = timeout ?? TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            var record = await RecordAsync(requestId);
+            if (until(record))
+            {
+                return record;
+            }
+
+            if (clock.Elapsed > limit)
+            {
+                throw new TimeoutException($"the upstream record of {requestId} did not reach the expected state in {limit}: {record}");
+            }
+
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(5));
+        }
+    }
+
+    /// <summary>Whether the upstream saw its client (Relay) go away.</summary>
+    public static bool IsAborted(System.Text.Json.JsonElement record)
+        => record.TryGetProperty("aborted_us", out var a) && a.ValueKind == System.Text.Json.JsonValueKind.Number;
+
+    /// <summary>Whether the upstream finished handling the request (any final status).</summary>
+    public static bool IsFinished(System.Text.Json.JsonElement record)
+        => record.GetProperty("status").GetString() != "in_progress";
+
     internal static IEnumerable<string> Addresses(WebApplication app)
         => app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
 }
@@ -76,7 +109,11 @@ public sealed class InProcessRelay : IAsyncDisposable
 
     public FakeLogCollector Logs => App.Services.GetFakeLogCollector();
 
-    public static async Task<InProcessRelay> StartAsync(string upstreamUrl, IDictionary<string, string?>? settings = null, bool h2c = false)
+    /// <summary>
+    /// Starts Relay. <paramref name="services"/> registers extra services before the host is built (e.g. an
+    /// <c>IStreamUsageSink</c> that captures usage records).
+    /// </summary>
+    public static async Task<InProcessRelay> StartAsync(string upstreamUrl, IDictionary<string, string?>? settings = null, bool h2c = false, Action<IServiceCollection>? services = null)
     {
         var httpPort = h2c ? FreePort.Next() : 0;
         var h2cPort = h2c ? FreePort.Next() : 0;
@@ -100,6 +137,7 @@ public sealed class InProcessRelay : IAsyncDisposable
             builder.Logging.ClearProviders();
             builder.Logging.SetMinimumLevel(LogLevel.Trace);
             builder.Logging.AddFakeLogging();
+            services?.Invoke(builder.Services);
         });
         await app.StartAsync();
         var url = h2c ? $"http://127.0.0.1:{httpPort}" : MockUpstreamFixture.Addresses(app).First();
