@@ -7,7 +7,15 @@ internal struct ChatChunkInfo
     public int ChoiceCount;
     public int ChoiceIndex;
     public bool HasFinishReason;
+
+    /// <summary>A non-null <c>logprobs</c> that is not a single mergeable token list.</summary>
     public bool HasLogprobs;
+
+    /// <summary>The token list of <c>logprobs</c> (<c>[...]</c>, brackets included), when it is the only one.</summary>
+    public JsonStringRange Logprobs;
+
+    /// <summary>Which text field <see cref="Logprobs"/> describes, or <see cref="DeltaKind.None"/>.</summary>
+    public DeltaKind LogprobsKind;
 
     /// <summary>A non-null delta or tool-call field that makes the chunk more than a plain text fragment.</summary>
     public bool HasOtherDeltaFields;
@@ -27,7 +35,7 @@ internal struct ChatChunkInfo
     public readonly DeltaKind MergeableKind(out JsonStringRange range)
     {
         range = default;
-        if (ChoiceCount != 1 || HasFinishReason || HasLogprobs || HasOtherDeltaFields || HasError || HasUsage || Refusal.IsNonEmpty)
+        if (ChoiceCount != 1 || HasFinishReason || HasLogprobs || HasOtherDeltaFields || HasError || HasUsage)
         {
             return DeltaKind.None;
         }
@@ -48,6 +56,13 @@ internal struct ChatChunkInfo
             range = Reasoning;
         }
 
+        if (Refusal.IsPresent)
+        {
+            fields++;
+            kind = DeltaKind.Refusal;
+            range = Refusal;
+        }
+
         if (ToolCallCount > 0)
         {
             fields++;
@@ -55,8 +70,9 @@ internal struct ChatChunkInfo
             range = ToolArguments;
         }
 
-        // Exactly one non-empty text field: an empty string token carries nothing to merge.
-        return fields == 1 && range.IsNonEmpty ? kind : DeltaKind.None;
+        // Exactly one non-empty text field (an empty string token carries nothing to merge), and token logprobs,
+        // if any, for that same field.
+        return fields == 1 && range.IsNonEmpty && (LogprobsKind == DeltaKind.None || LogprobsKind == kind) ? kind : DeltaKind.None;
     }
 
     /// <summary>Whether the chunk carries generated text (one token of content, reasoning, refusal or arguments).</summary>

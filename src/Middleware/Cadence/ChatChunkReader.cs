@@ -161,12 +161,51 @@ internal static class ChatChunkReader
             else if (reader.ValueTextEquals("logprobs"u8))
             {
                 reader.Read();
-                info.HasLogprobs = reader.TokenType != JsonTokenType.Null;
-                reader.Skip();
+                if (reader.TokenType == JsonTokenType.StartObject)
+                {
+                    ReadLogprobs(ref reader, ref info);
+                }
+                else
+                {
+                    info.HasLogprobs = reader.TokenType != JsonTokenType.Null;
+                    reader.Skip();
+                }
             }
             else
             {
                 // Unknown choice fields (Azure content_filter_results, ...) are kept as the first event had them.
+                reader.Skip();
+            }
+        }
+    }
+
+    /// <summary>
+    /// <c>logprobs</c> is mergeable when it holds exactly one token list (<c>content</c> or <c>refusal</c>) and
+    /// nothing else that is not null: the lists of consecutive tokens concatenate.
+    /// </summary>
+    private static void ReadLogprobs(ref Utf8JsonReader reader, ref ChatChunkInfo info)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var kind = reader.ValueTextEquals("content"u8) ? DeltaKind.Content
+                : reader.ValueTextEquals("refusal"u8) ? DeltaKind.Refusal
+                : DeltaKind.None;
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.Null)
+            {
+                continue;
+            }
+
+            if (kind != DeltaKind.None && reader.TokenType == JsonTokenType.StartArray && info.LogprobsKind == DeltaKind.None)
+            {
+                var start = (int)reader.TokenStartIndex;
+                reader.Skip();
+                info.Logprobs = new JsonStringRange { Start = start, End = (int)reader.BytesConsumed };
+                info.LogprobsKind = kind;
+            }
+            else
+            {
+                info.HasLogprobs = true;
                 reader.Skip();
             }
         }

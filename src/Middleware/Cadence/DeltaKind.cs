@@ -11,6 +11,9 @@ internal enum DeltaKind
     /// <summary><c>delta.reasoning_content</c> (DeepSeek, Qwen) or <c>delta.reasoning</c> (Groq).</summary>
     Reasoning,
 
+    /// <summary><c>delta.refusal</c>.</summary>
+    Refusal,
+
     /// <summary><c>delta.tool_calls[0].function.arguments</c> of a continuing call (no id, name or type).</summary>
     ToolArguments,
 }

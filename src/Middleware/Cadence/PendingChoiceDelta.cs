@@ -8,6 +8,8 @@ namespace Relay.Middleware.Cadence;
 /// </summary>
 internal sealed class PendingChoiceDelta : IDisposable
 {
+    private PooledByteBuffer? _logprobs;
+
     /// <summary>The first merged token's event data; the text field at <see cref="Field"/> is replaced on write.</summary>
     public PooledByteBuffer Envelope { get; } = new(512);
 
@@ -15,6 +17,15 @@ internal sealed class PendingChoiceDelta : IDisposable
     public PooledByteBuffer Text { get; } = new(256);
 
     public JsonStringRange Field;
+
+    /// <summary>Where the envelope's <c>logprobs</c> token list sits, when the run carries token logprobs.</summary>
+    public JsonStringRange LogprobsField;
+
+    /// <summary>Whether the tokens of this run carry a <c>logprobs</c> token list (all of them do, or none).</summary>
+    public bool HasLogprobs;
+
+    /// <summary>The elements of the merged tokens' logprobs lists, comma-separated, without brackets.</summary>
+    public PooledByteBuffer Logprobs => _logprobs ??= new PooledByteBuffer(512);
 
     /// <summary>An incomplete trailing character, waiting for the rest in the next token.</summary>
     public Utf8Carry Carry;
@@ -43,5 +54,6 @@ internal sealed class PendingChoiceDelta : IDisposable
     {
         Envelope.Dispose();
         Text.Dispose();
+        _logprobs?.Dispose();
     }
 }

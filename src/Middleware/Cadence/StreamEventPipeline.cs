@@ -14,7 +14,8 @@ namespace Relay.Middleware.Cadence;
 /// <para>
 /// Cadence (product spec, "Chunk size &amp; flush cadence": "We flush an SSE chunk every ~20 ms or every 8 tokens,
 /// whichever comes first"): consecutive text tokens of one choice (<c>delta.content</c>,
-/// <c>delta.reasoning_content</c>/<c>reasoning</c>, or the <c>arguments</c> of a continuing tool call) are merged
+/// <c>delta.reasoning_content</c>/<c>reasoning</c>, <c>delta.refusal</c>, or the <c>arguments</c> of a continuing
+/// tool call), with their <c>logprobs</c> token lists concatenated when they carry them, are merged
 /// into one event, written when <see cref="StreamPipelineSettings.MaxTokensPerFlush"/> tokens have accumulated or
 /// <see cref="StreamPipelineSettings.FlushInterval"/> has passed since the first of them arrived. A choice's first
 /// token is written at once. Anything else (role, finish_reason, usage, logprobs, errors, non-JSON data,
@@ -25,7 +26,8 @@ namespace Relay.Middleware.Cadence;
 /// model, unknown fields such as <c>mock_emitted_us</c> or Azure's <c>content_filter_results</c>) is kept byte for
 /// byte, so latency measured from an embedded timestamp is measured from the oldest token in the event. Fields of
 /// the later tokens' envelopes are dropped; a chunk carrying anything beyond the text (a non-null <c>usage</c>, as
-/// Perplexity sends on every chunk, <c>logprobs</c>, a role) is never merged.
+/// Perplexity sends on every chunk, a role, <c>logprobs</c> other than one token list for the merged field) is
+/// never merged.
 /// </para>
 /// <para>
 /// Unicode (product spec, "Partial-token handling": "Our SSE encoder buffers token boundaries that span an
@@ -296,7 +298,7 @@ public sealed class StreamEventPipeline : IDisposable
         {
             var choice = GetChoice(info.ChoiceIndex);
             choice.SeenContent |= info.CarriesContent;
-            var text = info.Content.IsPresent ? info.Content : info.Reasoning;
+            var text = info.Content.IsPresent ? info.Content : info.Reasoning.IsPresent ? info.Reasoning : info.Refusal;
             if (text.IsPresent)
             {
                 _decoded.Clear();
@@ -331,7 +333,9 @@ public sealed class StreamEventPipeline : IDisposable
     {
         var choice = GetChoice(info.ChoiceIndex);
         var running = choice.Tokens > 0 || choice.HasText;
-        if (running && (choice.Kind != kind || (kind == DeltaKind.ToolArguments && choice.ToolIndex != info.ToolIndex)))
+        var hasLogprobs = info.LogprobsKind != DeltaKind.None;
+        if (running && (choice.Kind != kind || choice.HasLogprobs != hasLogprobs
+            || (kind == DeltaKind.ToolArguments && choice.ToolIndex != info.ToolIndex)))
         {
             // Another field starts: what is pending is complete, including a character it will never finish.
             LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
@@ -347,14 +351,14 @@ public sealed class StreamEventPipeline : IDisposable
             // grapheme hold, forward the event as it came (no copy, no re-serialisation).
             _decoded.Clear();
             var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
-            if (clean && (!_coalesce || GraphemeHold.HoldBackStart(_decoded.WrittenSpan) == _decoded.Length))
+            if (clean && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan) == _decoded.Length))
             {
                 WriteVerbatim(output, data);
                 Accounting.DeliveredContentEvents++;
                 return;
             }
 
-            StartRun(choice, data, field, kind, info.ToolIndex);
+            StartRun(choice, data, field, kind, in info);
             choice.Text.Append(_decoded.WrittenSpan);
             choice.Deadline = now + _interval;
         }
@@ -362,7 +366,7 @@ public sealed class StreamEventPipeline : IDisposable
         {
             if (!running)
             {
-                StartRun(choice, data, field, kind, info.ToolIndex);
+                StartRun(choice, data, field, kind, in info);
             }
 
             var before = choice.Text.Length;
@@ -373,6 +377,11 @@ public sealed class StreamEventPipeline : IDisposable
             }
         }
 
+        if (hasLogprobs)
+        {
+            AppendListItems(choice.Logprobs, info.Logprobs.Inner(data));
+        }
+
         choice.Tokens++;
         if (dueNow || choice.Tokens >= Settings.MaxTokensPerFlush || now >= choice.Deadline)
         {
@@ -380,13 +389,36 @@ public sealed class StreamEventPipeline : IDisposable
         }
     }
 
-    private static void StartRun(PendingChoiceDelta choice, ReadOnlySpan<byte> data, JsonStringRange field, DeltaKind kind, int toolIndex)
+    private static void StartRun(PendingChoiceDelta choice, ReadOnlySpan<byte> data, JsonStringRange field, DeltaKind kind, in ChatChunkInfo info)
     {
         choice.Envelope.Clear();
         choice.Envelope.Append(data);
         choice.Field = field;
         choice.Kind = kind;
-        choice.ToolIndex = toolIndex;
+        choice.ToolIndex = info.ToolIndex;
+        choice.HasLogprobs = info.LogprobsKind != DeltaKind.None;
+        choice.LogprobsField = info.Logprobs;
+        if (choice.HasLogprobs)
+        {
+            choice.Logprobs.Clear();
+        }
+    }
+
+    /// <summary>Appends the elements of a JSON array (its text between the brackets) to a comma-separated list.</summary>
+    private static void AppendListItems(PooledByteBuffer list, ReadOnlySpan<byte> items)
+    {
+        items = items.Trim(" \t\r\n"u8);
+        if (items.IsEmpty)
+        {
+            return;
+        }
+
+        if (list.Length > 0)
+        {
+            list.Append((byte)',');
+        }
+
+        list.Append(items);
     }
 
     private void FlushChoice(IBufferWriter<byte> output, PendingChoiceDelta choice, long now, bool allowHold)
@@ -398,7 +430,8 @@ public sealed class StreamEventPipeline : IDisposable
 
         var text = choice.Text.WrittenSpan;
         var split = text.Length;
-        if (allowHold && (choice.HoldUntil == 0 || now < choice.HoldUntil))
+        // Token logprobs cannot be split with the text: a run that carries them is never held back.
+        if (allowHold && !choice.HasLogprobs && (choice.HoldUntil == 0 || now < choice.HoldUntil))
         {
             split = GraphemeHold.HoldBackStart(text);
         }
@@ -406,7 +439,16 @@ public sealed class StreamEventPipeline : IDisposable
         if (split > 0)
         {
             var envelope = choice.Envelope.WrittenSpan;
-            WriteReplaced(output, envelope, choice.Field, text[..split]);
+            if (choice.HasLogprobs)
+            {
+                WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan);
+                choice.Logprobs.Clear();
+            }
+            else
+            {
+                WriteReplaced(output, envelope, choice.Field, text[..split]);
+            }
+
             CountWritten(choice.Tokens);
             choice.Tokens = 0;
         }
@@ -464,11 +506,47 @@ public sealed class StreamEventPipeline : IDisposable
     {
         _scratch.Clear();
         _scratch.Append(json[..field.Start]);
+        AppendString(text);
+        _scratch.Append(json[field.End..]);
+        SseWriter.WriteData(output, _scratch.WrittenSpan);
+    }
+
+    /// <summary>As above, with the <c>logprobs</c> token list at <paramref name="list"/> replaced by <paramref name="items"/>.</summary>
+    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, JsonStringRange list, ReadOnlySpan<byte> items)
+    {
+        _scratch.Clear();
+        if (field.Start < list.Start)
+        {
+            _scratch.Append(json[..field.Start]);
+            AppendString(text);
+            _scratch.Append(json[field.End..list.Start]);
+            AppendList(items);
+            _scratch.Append(json[list.End..]);
+        }
+        else
+        {
+            _scratch.Append(json[..list.Start]);
+            AppendList(items);
+            _scratch.Append(json[list.End..field.Start]);
+            AppendString(text);
+            _scratch.Append(json[field.End..]);
+        }
+
+        SseWriter.WriteData(output, _scratch.WrittenSpan);
+    }
+
+    private void AppendString(ReadOnlySpan<byte> text)
+    {
         _json.Reset(_scratch);
         _json.WriteStringValue(text);
         _json.Flush();
-        _scratch.Append(json[field.End..]);
-        SseWriter.WriteData(output, _scratch.WrittenSpan);
+    }
+
+    private void AppendList(ReadOnlySpan<byte> items)
+    {
+        _scratch.Append((byte)'[');
+        _scratch.Append(items);
+        _scratch.Append((byte)']');
     }
 
     private void WriteVerbatim(IBufferWriter<byte> output, ReadOnlySpan<byte> data)

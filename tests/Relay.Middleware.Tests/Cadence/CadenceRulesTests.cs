@@ -80,6 +80,68 @@ public sealed class CadenceRulesTests
     }
 
     [Fact]
+    public void Coalescer_RefusalFragments_Merged()
+    {
+        using var driver = new PipelineDriver(s_default);
+        driver.Process(ChatChunks.Refusal("I'm"));
+        foreach (var fragment in new[] { " sorry", ",", " I", " can't" })
+        {
+            driver.Process(ChatChunks.Refusal(fragment));
+        }
+
+        driver.Process(ChatChunks.Finish() + ChatChunks.Done);
+        var summary = ChatStreamSummary.From(driver.ClientEvents());
+        Assert.Equal("I'm sorry, I can't", summary.Choices[0].Refusal.ToString());
+        Assert.Equal("", summary.Choices[0].Content.ToString());
+        // first at once, the other four merged, finish, [DONE].
+        Assert.Equal(4, driver.ClientEvents().Count);
+        Assert.Equal(5, driver.Pipeline.Accounting.DeliveredContentEvents);
+    }
+
+    [Theory]
+    [InlineData("content")]
+    [InlineData("refusal")]
+    public void Coalescer_LogprobsTokenLists_ConcatenatedWithTheirText(string field)
+    {
+        using var driver = new PipelineDriver(s_default);
+        var tokens = new[] { "Foo", "!", " Bar", " é", "z" };
+        var upstream = new StringBuilder();
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            var chunk = ChatChunks.WithLogprobs(tokens[i], -0.5 * i, field);
+            upstream.Append(chunk);
+            driver.Process(chunk);
+        }
+
+        driver.Process(ChatChunks.Finish() + ChatChunks.Done);
+        var events = driver.ClientEvents();
+        // first at once, the other four merged into one, finish, [DONE].
+        Assert.Equal(4, events.Count);
+        var client = ChatStreamSummary.From(events);
+        var expected = ChatStreamSummary.From(PipelineDriver.ParseEvents(Encoding.UTF8.GetBytes(upstream.ToString())));
+        client.AssertSameLogprobs(expected, field);
+        var list = field == "content" ? client.Choices[0].ContentLogprobs : client.Choices[0].RefusalLogprobs;
+        Assert.Equal(5, list.Count);
+        Assert.Equal(string.Concat(tokens), field == "content" ? client.Choices[0].Content.ToString() : client.Choices[0].Refusal.ToString());
+        using var merged = System.Text.Json.JsonDocument.Parse(events[1]);
+        Assert.Equal(4, merged.RootElement.GetProperty("choices")[0].GetProperty("logprobs").GetProperty(field).GetArrayLength());
+    }
+
+    [Fact]
+    public void Coalescer_TokensWithAndWithoutLogprobs_NotMergedTogether()
+    {
+        using var driver = new PipelineDriver(s_default);
+        driver.Process(ChatChunks.Content("a"));
+        driver.Process(ChatChunks.Content("b"));
+        driver.Process(ChatChunks.WithLogprobs("c", -1));
+        driver.Process(ChatChunks.WithLogprobs("d", -2));
+        driver.Process(ChatChunks.Content("e"));
+        driver.Complete();
+        var contents = driver.ClientEvents().Select(static e => ClientContent.ContentOf(e)).ToList();
+        Assert.Equal(["a", "b", "cd", "e"], contents);
+    }
+
+    [Fact]
     public void Coalescer_ToolCallArgumentFragments_Merged()
     {
         using var driver = new PipelineDriver(s_default);

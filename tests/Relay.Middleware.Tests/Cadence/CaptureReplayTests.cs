@@ -64,6 +64,7 @@ public sealed class CaptureReplayTests
         var input = LoadAsSse(capture);
         var expected = FindExpected(capture);
         var seed = capture.Length;
+        var upstream = ChatStreamSummary.From(PipelineDriver.ParseEvents(input));
         foreach (var tokens in new[] { 1, 4, 8 })
         {
             foreach (var intervalMs in new[] { 0, 20, 100 })
@@ -73,6 +74,7 @@ public sealed class CaptureReplayTests
                 driver.Replay(input, new Random(seed++), maxReadSize: 97, maxPause: TimeSpan.FromMilliseconds(15));
                 var summary = ChatStreamSummary.From(driver.ClientEvents());
                 summary.AssertMatches(expected, $"{capture} (tokens {tokens}, {intervalMs} ms)");
+                summary.AssertSameLogprobs(upstream, $"{capture} (tokens {tokens}, {intervalMs} ms)");
                 Assert.Equal(driver.Pipeline.Accounting.UpstreamContentEvents, driver.Pipeline.Accounting.DeliveredContentEvents);
                 Assert.True(driver.Pipeline.Accounting.DoneSeen);
                 if (tokens == 8 && intervalMs == 100)

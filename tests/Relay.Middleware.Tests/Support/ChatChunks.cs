@@ -34,6 +34,19 @@ internal static class ChatChunks
     public static string ToolArgs(string fragment, int tool = 0) => Event(
         $"{{{Envelope},\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":{tool},\"function\":{{\"arguments\":{JsonSerializer.Serialize(fragment)}}}}}]}},\"finish_reason\":null}}]}}");
 
+    public static string Refusal(string text, int index = 0) => Event(
+        $"{{{Envelope},\"choices\":[{{\"index\":{index},\"delta\":{{\"refusal\":{JsonSerializer.Serialize(text)}}},\"logprobs\":null,\"finish_reason\":null}}]}}");
+
+    /// <summary>A content (or refusal) token with its <c>logprobs</c> token list, as OpenAI sends with <c>logprobs: true</c>.</summary>
+    public static string WithLogprobs(string text, double logprob, string field = "content", int index = 0)
+    {
+        var token = JsonSerializer.Serialize(text);
+        var bytes = string.Join(',', Encoding.UTF8.GetBytes(text));
+        var entry = $"[{{\"token\":{token},\"logprob\":{logprob.ToString(System.Globalization.CultureInfo.InvariantCulture)},\"bytes\":[{bytes}],\"top_logprobs\":[]}}]";
+        var lists = field == "content" ? $"\"content\":{entry},\"refusal\":null" : $"\"content\":null,\"refusal\":{entry}";
+        return Event($"{{{Envelope},\"choices\":[{{\"index\":{index},\"delta\":{{\"{field}\":{token}}},\"logprobs\":{{{lists}}},\"finish_reason\":null}}]}}");
+    }
+
     public const string Done = "data: [DONE]\n\n";
 
     public static string Event(string json) => $"data: {json}\n\n";

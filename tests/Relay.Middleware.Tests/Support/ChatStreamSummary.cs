@@ -55,6 +55,12 @@ internal sealed class ChatStreamSummary
                     s.FinishReason = finish.GetString();
                 }
 
+                if (choice.TryGetProperty("logprobs", out var logprobs) && logprobs.ValueKind == JsonValueKind.Object)
+                {
+                    AppendTokens(s.ContentLogprobs, logprobs, "content");
+                    AppendTokens(s.RefusalLogprobs, logprobs, "refusal");
+                }
+
                 // Legacy text completions (openai-completion-text) carry choices[].text.
                 AppendText(s.Content, choice, "text");
                 if (!choice.TryGetProperty("delta", out var delta) || delta.ValueKind != JsonValueKind.Object)
@@ -131,6 +137,28 @@ internal sealed class ChatStreamSummary
         Assert.Equal(1, DoneCount);
     }
 
+    /// <summary>
+    /// Asserts that every choice's token logprobs (content and refusal lists) are the same, in the same order, as
+    /// in <paramref name="upstream"/>: merging events must concatenate the lists, not drop or reorder entries.
+    /// </summary>
+    public void AssertSameLogprobs(ChatStreamSummary upstream, string file)
+    {
+        foreach (var (index, expected) in upstream.Choices)
+        {
+            var actual = Choices[index];
+            Assert.True(expected.ContentLogprobs.SequenceEqual(actual.ContentLogprobs), $"{file}: choice {index} content logprobs differ");
+            Assert.True(expected.RefusalLogprobs.SequenceEqual(actual.RefusalLogprobs), $"{file}: choice {index} refusal logprobs differ");
+        }
+    }
+
+    private static void AppendTokens(List<string> target, JsonElement logprobs, string name)
+    {
+        if (logprobs.TryGetProperty(name, out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            target.AddRange(list.EnumerateArray().Select(static token => token.GetRawText()));
+        }
+    }
+
     private static void AppendText(StringBuilder target, JsonElement parent, string name)
     {
         if (!parent.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
@@ -155,6 +183,8 @@ internal sealed class ChatStreamSummary
         public StringBuilder Refusal { get; } = new();
         public StringBuilder Reasoning { get; } = new();
         public string? FinishReason { get; set; }
+        public List<string> ContentLogprobs { get; } = [];
+        public List<string> RefusalLogprobs { get; } = [];
         public SortedDictionary<int, ToolCallSummary> ToolCalls { get; } = [];
     }
 
