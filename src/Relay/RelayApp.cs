@@ -40,6 +40,7 @@ public static partial class RelayApp
         });
 
         builder.Services.AddRelay(builder.Configuration.GetSection(RelayOptions.SectionName));
+        ConfigureTelemetry(builder);
         var drain = builder.Configuration.GetValue("Relay:Shutdown:DrainSeconds", 10.0);
         // The host must wait for the drain and the final error events before it stops the server.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(drain + 10));

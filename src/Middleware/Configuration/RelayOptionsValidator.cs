@@ -34,6 +34,23 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             failures.Add("Relay:Backpressure:MaxBufferedBytes must be at least 1024.");
         }
 
+        var telemetry = options.Telemetry;
+        if (telemetry.OtlpEndpoint is { Length: > 0 } otlp
+            && (!Uri.TryCreate(otlp, UriKind.Absolute, out var otlpUri) || (otlpUri.Scheme != Uri.UriSchemeHttp && otlpUri.Scheme != Uri.UriSchemeHttps)))
+        {
+            failures.Add("Relay:Telemetry:OtlpEndpoint must be an absolute http(s) URL.");
+        }
+
+        if (telemetry.OtlpProtocol is not ("http/protobuf" or "grpc"))
+        {
+            failures.Add("Relay:Telemetry:OtlpProtocol must be \"http/protobuf\" or \"grpc\".");
+        }
+
+        if (telemetry.MetricExportIntervalMs < 100)
+        {
+            failures.Add("Relay:Telemetry:MetricExportIntervalMs must be at least 100.");
+        }
+
         var t = options.Timeouts;
         foreach (var (value, key) in new[]
         {

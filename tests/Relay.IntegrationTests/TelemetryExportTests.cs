@@ -1,0 +1,110 @@
+using System.Collections.Concurrent;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using Relay.IntegrationTests.Infrastructure;
+
+namespace Relay.IntegrationTests;
+
+/// <summary>
+/// Issue 4: usage metrics and the per-stream log record are exportable over OTLP when an endpoint is configured, and
+/// nothing is exported by default. The collector is a real HTTP server on loopback that records what it receives.
+/// </summary>
+[Collection(UpstreamCollection.Name)]
+public sealed class TelemetryExportTests(MockUpstreamFixture upstream)
+{
+    private const string Secret = "sk-otlp-secret-4d1f";
+
+    [Fact]
+    public async Task OtlpEndpointSet_ExportsGenAiMetricsAndStreamLog_WithoutSecrets()
+    {
+        await using var collector = await OtlpCollector.StartAsync();
+        var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
+        {
+            ["Relay:Telemetry:OtlpEndpoint"] = collector.Url,
+            ["Relay:Telemetry:MetricExportIntervalMs"] = "200",
+        });
+        try
+        {
+            Assert.NotNull(relay.App.Services.GetService<MeterProvider>());
+            using var client = new HttpClient();
+            using var request = SseRead.ChatRequest(relay.Url, headers: new Dictionary<string, string>
+            {
+                ["Authorization"] = $"Bearer {Secret}", ["x-mock-tokens-per-second"] = "0", ["x-mock-max-tokens"] = "5",
+            });
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var events = await SseRead.ReadAllAsync(response);
+            Assert.True(events[^1].IsDone);
+        }
+        finally
+        {
+            // Stopping the host flushes both exporters: no waiting for an export interval.
+            await relay.DisposeAsync();
+        }
+
+        var metrics = collector.Received("/v1/metrics");
+        var logs = collector.Received("/v1/logs");
+        Assert.Contains("gen_ai.client.token.usage", metrics, StringComparison.Ordinal);
+        Assert.Contains("gen_ai.server.time_to_first_token", metrics, StringComparison.Ordinal);
+        Assert.Contains("relay.streams", metrics, StringComparison.Ordinal);
+        Assert.Contains("StreamEnded", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain(Secret, metrics + logs, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NoEndpoint_NothingIsExported()
+    {
+        var relay = await InProcessRelay.StartAsync(upstream.Url);
+        try
+        {
+            Assert.Null(relay.App.Services.GetService<MeterProvider>());
+            Assert.DoesNotContain(relay.App.Services.GetServices<ILoggerProvider>(), p => p.GetType().FullName!.StartsWith("OpenTelemetry", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await relay.DisposeAsync();
+        }
+    }
+
+    /// <summary>An OTLP/HTTP receiver: keeps every request body by path (protobuf keeps names as plain UTF-8).</summary>
+    private sealed class OtlpCollector : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly ConcurrentDictionary<string, ConcurrentQueue<byte[]>> _bodies = new();
+
+        private OtlpCollector(WebApplication app) => _app = app;
+
+        public string Url => MockUpstreamFixture.Addresses(_app).First();
+
+        public static async Task<OtlpCollector> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.Logging.ClearProviders();
+            var app = builder.Build();
+            var collector = new OtlpCollector(app);
+            app.MapPost("/v1/{signal}", async (HttpContext context, string signal) =>
+            {
+                using var body = new MemoryStream();
+                await context.Request.Body.CopyToAsync(body);
+                collector._bodies.GetOrAdd("/v1/" + signal, _ => new()).Enqueue(body.ToArray());
+                return Results.Ok();
+            });
+            await app.StartAsync();
+            return collector;
+        }
+
+        public string Received(string path) =>
+            _bodies.TryGetValue(path, out var bodies) ? string.Concat(bodies.Select(b => Encoding.UTF8.GetString(b))) : "";
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+    }
+}
