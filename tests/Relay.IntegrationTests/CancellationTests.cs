@@ -146,7 +146,7 @@ public sealed class CancellationTests(MockUpstreamFixture upstream)
         Assert.Equal(atAbort, record.GetProperty("tokens_generated").GetInt32());
     }
 
-    private static async Task<string> ReadHeadAsync(NetworkStream stream)
+    internal static async Task<string> ReadHeadAsync(NetworkStream stream)
     {
         var head = new StringBuilder();
         var one = new byte[1];

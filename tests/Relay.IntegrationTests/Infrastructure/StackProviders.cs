@@ -62,59 +62,11 @@ public sealed class ProcessStackProvider : IStackProvider
         _nginx = await NginxProcess.StartAsync(RelayUrl);
     }
 
-    private void Start(string dll, params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(dll);
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
+    private void Start(string dll, params string[] args) => _processes.Add(DotnetProcess.Start(dll, args));
 
-        info.Environment["Logging__LogLevel__Default"] = "Warning";
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += static (_, _) => { };
-        process.ErrorDataReceived += static (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _processes.Add(process);
-    }
+    private static string BuiltDll(string project) => DotnetProcess.BuiltDll(project);
 
-    /// <summary>The project's own build output (same configuration as the tests), run as a separate process.</summary>
-    private static string BuiltDll(string project)
-    {
-        var testDir = new DirectoryInfo(AppContext.BaseDirectory); // tests/X/bin/<Configuration>/net10.0/
-        var configuration = testDir.Parent!.Name;
-        var framework = testDir.Name;
-        var repo = testDir.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
-        var path = Path.Combine(repo, "src", project, "bin", configuration, framework, project + ".dll");
-        return File.Exists(path) ? path : throw new FileNotFoundException($"Build {project} first: {path} is missing.");
-    }
-
-    private async Task WaitListeningAsync(int port)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            if (_processes[^1].HasExited)
-            {
-                throw new InvalidOperationException($"process exited with {_processes[^1].ExitCode}");
-            }
-
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync("127.0.0.1", port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        throw new TimeoutException($"nothing listened on {port}");
-    }
+    private Task WaitListeningAsync(int port) => DotnetProcess.WaitListeningAsync(_processes[^1], port);
 
     public async ValueTask DisposeAsync()
     {
@@ -125,13 +77,7 @@ public sealed class ProcessStackProvider : IStackProvider
 
         foreach (var p in _processes)
         {
-            if (!p.HasExited)
-            {
-                p.Kill(entireProcessTree: true);
-                await p.WaitForExitAsync();
-            }
-
-            p.Dispose();
+            await DotnetProcess.StopAsync(p);
         }
     }
 }
