@@ -35,12 +35,11 @@ internal sealed class QueryTokenRedactingServer(IServer inner, IOptionsMonitor<R
             if (contextFeatures.Get<IHttpRequestFeature>() is { QueryString.Length: > 1 } request)
             {
                 var found = new List<KeyValuePair<string, string>>();
-                var original = request.QueryString;
-                var stripped = QueryTokens.Strip(original, options.CurrentValue.Auth.QueryTokenAlias, found);
+                var stripped = QueryTokens.Strip(request.QueryString, options.CurrentValue.Auth.QueryTokenAlias, found);
                 if (found.Count > 0)
                 {
                     request.QueryString = stripped;
-                    contextFeatures.Set(new QueryCredentialFeature(original, found));
+                    contextFeatures.Set(new QueryCredentialFeature(found));
                 }
             }
 

@@ -157,7 +157,7 @@ public sealed partial class RelayAuthenticator
 
     /// <summary>
     /// The query tokens of this request, removed from the URL that is forwarded. On a route that does not accept
-    /// query tokens, the query goes upstream as the client sent it (Relay does not interpret it there).
+    /// query tokens, the parameters go upstream as the client sent them (Relay does not interpret them there).
     /// </summary>
     private static List<KeyValuePair<string, string>> TakeQueryTokens(HttpContext context, AuthOptions auth)
     {
@@ -167,7 +167,7 @@ public sealed partial class RelayAuthenticator
         {
             if (redacted is not null)
             {
-                request.QueryString = new QueryString(redacted.OriginalQuery);
+                redacted.ForwardUnchanged = true;
             }
 
             return [];

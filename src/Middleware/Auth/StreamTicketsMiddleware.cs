@@ -146,9 +146,11 @@ internal sealed partial class StreamTicketsMiddleware
         {
             var replay = name.StartsWith("x-", StringComparison.OrdinalIgnoreCase) || name.StartsWith("openai-", StringComparison.OrdinalIgnoreCase)
                 || name.Equals("Relay-Timeout", StringComparison.OrdinalIgnoreCase);
-            var secret = name.Contains("key", StringComparison.OrdinalIgnoreCase) || name.Contains("token", StringComparison.OrdinalIgnoreCase)
+            // x-api-key, x-auth-token, x-session-secret, ...: anything that may carry a credential stays behind.
+            var secret = name.EndsWith("key", StringComparison.OrdinalIgnoreCase) || name.EndsWith("token", StringComparison.OrdinalIgnoreCase)
                 || name.Contains("auth", StringComparison.OrdinalIgnoreCase) || name.Contains("secret", StringComparison.OrdinalIgnoreCase)
-                || name.Contains("cookie", StringComparison.OrdinalIgnoreCase) || name.StartsWith("x-forwarded", StringComparison.OrdinalIgnoreCase);
+                || name.Contains("password", StringComparison.OrdinalIgnoreCase) || name.Contains("cookie", StringComparison.OrdinalIgnoreCase)
+                || name.StartsWith("x-forwarded", StringComparison.OrdinalIgnoreCase);
             if (replay && !secret)
             {
                 kept.Add(KeyValuePair.Create(name, value.ToString()));
