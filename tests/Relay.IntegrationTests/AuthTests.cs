@@ -38,7 +38,9 @@ public sealed class AuthTests(MockUpstreamFixture upstream) : IAsyncLifetime
         _keys = await InProcessRelay.StartAsync(upstream.Url, RelayKeySettings());
         _passThrough = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
         {
-            ["Relay:Auth:QueryToken"] = "true", ["Relay:Auth:QueryTokenAlias"] = "api_key", [RequestLineLogging] = "Information",
+            ["Relay:Auth:QueryToken"] = "true",
+            ["Relay:Auth:QueryTokenAlias"] = "api_key",
+            [RequestLineLogging] = "Information",
         });
     }
 

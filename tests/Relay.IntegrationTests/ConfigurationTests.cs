@@ -48,7 +48,9 @@ public sealed class ConfigurationTests(MockUpstreamFixture upstream)
             RouteId = "r",
             Metadata = new Dictionary<string, string>
             {
-                ["Relay.Auth.Mode"] = "RelayKeys", ["Relay.Heartbeat.IntervalSeconds"] = "2", ["Relay.Cors.AllowedOrigins.0"] = "https://app.example",
+                ["Relay.Auth.Mode"] = "RelayKeys",
+                ["Relay.Heartbeat.IntervalSeconds"] = "2",
+                ["Relay.Cors.AllowedOrigins.0"] = "https://app.example",
             },
         };
         var settings = RouteSettings.Resolve(defaults, route);

@@ -15,8 +15,11 @@ public sealed class HeartbeatTests(MockUpstreamFixture upstream)
 
     private static readonly Dictionary<string, string> Stall = new()
     {
-        ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "12",
-        ["x-mock-stall-after-tokens"] = "4", ["x-mock-stall-ms"] = "5000",
+        ["x-mock-tokens-per-second"] = "0",
+        ["x-mock-ttft-ms"] = "0",
+        ["x-mock-max-tokens"] = "12",
+        ["x-mock-stall-after-tokens"] = "4",
+        ["x-mock-stall-ms"] = "5000",
     };
 
     [NginxFact]
@@ -51,7 +54,8 @@ public sealed class HeartbeatTests(MockUpstreamFixture upstream)
     {
         await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
         {
-            ["Relay:Heartbeat:IntervalSeconds"] = "0.5", ["Relay:Timeouts:IdleSeconds"] = "2",
+            ["Relay:Heartbeat:IntervalSeconds"] = "0.5",
+            ["Relay:Timeouts:IdleSeconds"] = "2",
         });
         var events = await StreamAsync(relay.Url, Stall);
         Assert.Contains(events, e => e.Comment == "keep-alive");
@@ -63,7 +67,8 @@ public sealed class HeartbeatTests(MockUpstreamFixture upstream)
     {
         await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
         {
-            ["Relay:Heartbeat:IntervalSeconds"] = "0.5", ["Relay:Heartbeat:BeforeFirstByte"] = "true",
+            ["Relay:Heartbeat:IntervalSeconds"] = "0.5",
+            ["Relay:Heartbeat:BeforeFirstByte"] = "true",
         });
         var started = SseRead.NowUs();
         using var response = await Send(relay.Url, new() { ["x-mock-ttft-ms"] = "2500", ["x-mock-max-tokens"] = "5", ["x-mock-tokens-per-second"] = "0" });
@@ -81,7 +86,8 @@ public sealed class HeartbeatTests(MockUpstreamFixture upstream)
     {
         await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
         {
-            ["Relay:Heartbeat:IntervalSeconds"] = "0.5", ["Relay:Heartbeat:BeforeFirstByte"] = "true",
+            ["Relay:Heartbeat:IntervalSeconds"] = "0.5",
+            ["Relay:Heartbeat:BeforeFirstByte"] = "true",
         });
         using var response = await Send(relay.Url, new() { ["x-mock-ttft-ms"] = "5000", ["Relay-Timeout"] = "first-token=2" });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -97,7 +103,8 @@ public sealed class HeartbeatTests(MockUpstreamFixture upstream)
     {
         await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
         {
-            ["Relay:Heartbeat:IntervalSeconds"] = "1", ["Relay:Heartbeat:BeforeFirstByte"] = "true",
+            ["Relay:Heartbeat:IntervalSeconds"] = "1",
+            ["Relay:Heartbeat:BeforeFirstByte"] = "true",
         });
         using var response = await Send(relay.Url, new() { ["x-mock-status"] = "429" });
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);

@@ -43,8 +43,13 @@ public sealed record RouteSettings
         {
             return new RouteSettings
             {
-                Cadence = defaults.Cadence, Timeouts = defaults.Timeouts, Limits = defaults.Limits, Auth = defaults.Auth,
-                Heartbeat = defaults.Heartbeat, Cors = defaults.Cors, RouteId = route?.RouteId,
+                Cadence = defaults.Cadence,
+                Timeouts = defaults.Timeouts,
+                Limits = defaults.Limits,
+                Auth = defaults.Auth,
+                Heartbeat = defaults.Heartbeat,
+                Cors = defaults.Cors,
+                RouteId = route?.RouteId,
             };
         }
 
@@ -58,8 +63,12 @@ public sealed record RouteSettings
         var limits = Copy(defaults.Limits, overlay.GetSection("Limits"));
         return new RouteSettings
         {
-            Cadence = cadence, Timeouts = timeouts, Limits = limits, Auth = Copy(defaults.Auth, overlay.GetSection("Auth")),
-            Heartbeat = Copy(defaults.Heartbeat, overlay.GetSection("Heartbeat")), Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
+            Cadence = cadence,
+            Timeouts = timeouts,
+            Limits = limits,
+            Auth = Copy(defaults.Auth, overlay.GetSection("Auth")),
+            Heartbeat = Copy(defaults.Heartbeat, overlay.GetSection("Heartbeat")),
+            Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
             RouteId = route!.RouteId,
         };
     }

@@ -2,8 +2,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Relay.Middleware.Auth;
 using Relay.Middleware.Errors;
-using Relay.Middleware.Playground;
 using Relay.Middleware.Hosting;
+using Relay.Middleware.Playground;
 
 namespace Microsoft.AspNetCore.Builder;
 
