@@ -19,6 +19,14 @@ public sealed class MockRequestRecord
     [JsonPropertyName("path")]
     public string Path { get; set; } = "";
 
+    /// <summary>The query string as received (<c>?a=1</c>, or empty), so a test can see what a proxy forwarded.</summary>
+    [JsonPropertyName("query")]
+    public string Query { get; set; } = "";
+
+    /// <summary>The <c>Authorization</c> header as received, or null: the mock is a test upstream, its keys are test keys.</summary>
+    [JsonPropertyName("authorization")]
+    public string? Authorization { get; set; }
+
     [JsonPropertyName("arrived_us")]
     public long ArrivedUs { get; set; }
 

@@ -28,6 +28,8 @@ internal sealed class MockRequestRecorder
         {
             Id = NextId(),
             Path = context.Request.Path.Value ?? "",
+            Query = context.Request.QueryString.Value ?? "",
+            Authorization = context.Request.Headers.Authorization is { Count: > 0 } auth ? auth.ToString() : null,
             ArrivedUs = MonotonicClock.NowMicroseconds(),
         };
         context.Response.Headers[RequestIdHeader] = record.Id;

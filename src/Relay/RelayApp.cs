@@ -72,6 +72,15 @@ public static partial class RelayApp
         }
 
         app.UseRelayErrors();
+        // Ticket URLs become the chat request they stand for before routing picks the route.
+        app.UseRelayTickets();
+        app.UseRouting();
+        app.UseCors();
+        if (app.Configuration.GetValue<bool?>("Relay:Playground:Enabled") ?? demoUpstream is not null)
+        {
+            app.MapRelayPlayground();
+        }
+
         app.MapReverseProxy(static pipeline =>
         {
             pipeline.UseRelay();

@@ -40,6 +40,43 @@ public sealed class ConfigurationTests(MockUpstreamFixture upstream)
     }
 
     [Fact]
+    public void RouteMetadata_OverridesAuthHeartbeatAndCors_AndAListReplacesTheDefaultList()
+    {
+        var defaults = new RelayOptions { Cors = new CrossOriginOptions { AllowedOrigins = ["https://default.example"] } };
+        var route = new RouteConfig
+        {
+            RouteId = "r",
+            Metadata = new Dictionary<string, string>
+            {
+                ["Relay.Auth.Mode"] = "RelayKeys",
+                ["Relay.Heartbeat.IntervalSeconds"] = "2",
+                ["Relay.Cors.AllowedOrigins.0"] = "https://app.example",
+            },
+        };
+        var settings = RouteSettings.Resolve(defaults, route);
+        Assert.Equal(RelayAuthMode.RelayKeys, settings.Auth.Mode);
+        Assert.Equal(2, settings.Heartbeat.IntervalSeconds);
+        Assert.Equal(["https://app.example"], settings.Cors.AllowedOrigins);
+        Assert.Equal("r", settings.RouteId);
+        Assert.Equal(RelayAuthMode.PassThrough, defaults.Auth.Mode);
+        Assert.Equal(["https://default.example"], defaults.Cors.AllowedOrigins);
+    }
+
+    [Theory]
+    [InlineData("Relay:RelayKeys:0:Sha256", "not-a-hash")]
+    [InlineData("Relay:Tickets:SigningKey", "c2hvcnQ=")]
+    [InlineData("Relay:Tickets:LifetimeSeconds", "0")]
+    [InlineData("Relay:Heartbeat:IntervalSeconds", "-1")]
+    [InlineData("Relay:Auth:Mode", "Sometimes")]
+    public async Task BadEdgeSettings_FailAtStartUp(string key, string value)
+    {
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { [key] = value });
+        });
+    }
+
+    [Fact]
     public async Task RouteMetadata_CadenceApplies_EndToEnd()
     {
         // A full YARP configuration whose route asks for every token as it comes.

@@ -30,6 +30,131 @@ public sealed class RelayOptions
 
     /// <summary>OpenTelemetry export of Relay's metrics and logs (off unless an endpoint is set).</summary>
     public TelemetryOptions Telemetry { get; set; } = new();
+
+    /// <summary>Who may call a route, and with which upstream credential (per route).</summary>
+    public AuthOptions Auth { get; set; } = new();
+
+    /// <summary>
+    /// Relay-issued client keys, stored as SHA-256 hashes (never the keys themselves). Used on routes whose
+    /// <see cref="AuthOptions.Mode"/> is <see cref="RelayAuthMode.RelayKeys"/>. Global: not overridable per route.
+    /// </summary>
+    public List<RelayKeyOptions> RelayKeys { get; set; } = [];
+
+    /// <summary>One-time stream tickets for clients that cannot send headers (<c>EventSource</c>).</summary>
+    public TicketOptions Tickets { get; set; } = new();
+
+    /// <summary>SSE keep-alive comments during upstream silence (per route).</summary>
+    public HeartbeatOptions Heartbeat { get; set; } = new();
+
+    /// <summary>Cross-origin access for browser clients (per route); off by default.</summary>
+    public CrossOriginOptions Cors { get; set; } = new();
+
+    /// <summary>The playground page at <c>GET /</c>.</summary>
+    public PlaygroundOptions Playground { get; set; } = new();
+}
+
+/// <summary>How a route authenticates its callers.</summary>
+public enum RelayAuthMode
+{
+    /// <summary>The client's own <c>Authorization</c> goes to the upstream unchanged; the upstream decides.</summary>
+    PassThrough,
+
+    /// <summary>
+    /// Clients present a Relay-issued key (checked against <see cref="RelayOptions.RelayKeys"/>); Relay replaces
+    /// it with the route's <see cref="AuthOptions.UpstreamApiKey"/>, which clients never see.
+    /// </summary>
+    RelayKeys,
+}
+
+/// <summary>Authentication of one route (every property can be overridden per route).</summary>
+public sealed class AuthOptions
+{
+    /// <summary>Relay keys or pass-through of the client's <c>Authorization</c>. Default pass-through.</summary>
+    public RelayAuthMode Mode { get; set; } = RelayAuthMode.PassThrough;
+
+    /// <summary>
+    /// In <see cref="RelayAuthMode.RelayKeys"/> mode, the upstream credential Relay sends as
+    /// <c>Authorization: Bearer ...</c>. Empty: no <c>Authorization</c> goes upstream (a local server without keys).
+    /// Keep it out of files: set it with an environment variable or a secret store.
+    /// </summary>
+    public string? UpstreamApiKey { get; set; }
+
+    /// <summary>
+    /// Accept the credential as the query parameter <c>access_token</c> (RFC 6750, section 2.3) for clients that
+    /// cannot set headers (browser <c>EventSource</c>, <c>WebSocket</c>). The parameter becomes the
+    /// <c>Authorization</c> header and is removed from the forwarded URL and from logged URLs. Default off.
+    /// </summary>
+    public bool QueryToken { get; set; }
+
+    /// <summary>
+    /// A second accepted name for the query token (for example <c>api_key</c>). Global: the name is removed from
+    /// every request's URL before anything logs it, which happens before a route is known.
+    /// </summary>
+    public string? QueryTokenAlias { get; set; }
+}
+
+/// <summary>One Relay-issued client key.</summary>
+public sealed class RelayKeyOptions
+{
+    /// <summary>A name for logs and accounting (never the key).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The SHA-256 of the key's UTF-8 bytes, as 64 hex digits (<c>printf %s "$KEY" | sha256sum</c>).</summary>
+    public string Sha256 { get; set; } = "";
+
+    /// <summary>Route ids the key may call; empty: every route in relay-keys mode.</summary>
+    public List<string> Routes { get; set; } = [];
+}
+
+/// <summary>One-time stream tickets.</summary>
+public sealed class TicketOptions
+{
+    /// <summary>Whether <c>POST /relay/v1/tickets</c> and <c>GET /relay/v1/streams/{ticket}</c> are served. Default on.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>How long a ticket can be redeemed after it was issued. Default 60 s.</summary>
+    public double LifetimeSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// The HMAC-SHA256 key tickets are signed with, base64, at least 32 bytes. Empty: a random key is generated at
+    /// start, so tickets do not survive a restart and cannot be redeemed on another instance; set one shared key
+    /// (and a shared ticket store) when several instances sit behind a load balancer.
+    /// </summary>
+    public string? SigningKey { get; set; }
+
+    /// <summary>The chat-completions path a ticket streams from when the issuing request names none. Default <c>/v1/chat/completions</c>.</summary>
+    public string ChatCompletionsPath { get; set; } = "/v1/chat/completions";
+}
+
+/// <summary>SSE heartbeats: <c>: keep-alive</c> comments written during upstream silence.</summary>
+public sealed class HeartbeatOptions
+{
+    /// <summary>Write a heartbeat after this many seconds without a write to the client. 0 turns them off. Default 15 s.</summary>
+    public double IntervalSeconds { get; set; } = 15;
+
+    /// <summary>
+    /// Also send heartbeats before the upstream's first byte: the 200 and SSE headers go out at the first
+    /// heartbeat, so an upstream error after that point arrives as a final SSE error event instead of an HTTP
+    /// status. Default off.
+    /// </summary>
+    public bool BeforeFirstByte { get; set; }
+}
+
+/// <summary>CORS for browser clients on other origins.</summary>
+public sealed class CrossOriginOptions
+{
+    /// <summary>Origins allowed to call the route (for example <c>https://app.example.com</c>; <c>*</c> for any). Empty: CORS off.</summary>
+    public string[] AllowedOrigins { get; set; } = [];
+
+    /// <summary>How long browsers may cache a preflight answer. Default 600 s.</summary>
+    public double PreflightMaxAgeSeconds { get; set; } = 600;
+}
+
+/// <summary>The playground page.</summary>
+public sealed class PlaygroundOptions
+{
+    /// <summary>Serve the playground at <c>GET /</c>. Unset: on in front of the built-in simulated upstream (demo), off otherwise.</summary>
+    public bool? Enabled { get; set; }
 }
 
 /// <summary>The default upstream of the default route.</summary>

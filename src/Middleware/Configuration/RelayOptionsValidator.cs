@@ -51,6 +51,35 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             failures.Add("Relay:Telemetry:MetricExportIntervalMs must be at least 100.");
         }
 
+        foreach (var key in options.RelayKeys)
+        {
+            if (key.Sha256.Length != 64 || !key.Sha256.All(Uri.IsHexDigit))
+            {
+                failures.Add($"Relay:RelayKeys: the key '{key.Name}' needs Sha256 = 64 hex digits (the SHA-256 of the key, never the key itself).");
+            }
+        }
+
+        if (options.Tickets.LifetimeSeconds <= 0 || double.IsNaN(options.Tickets.LifetimeSeconds))
+        {
+            failures.Add("Relay:Tickets:LifetimeSeconds must be positive.");
+        }
+
+        if (options.Tickets.SigningKey is { Length: > 0 } signingKey
+            && (!Convert.TryFromBase64String(signingKey, new byte[signingKey.Length], out var keyBytes) || keyBytes < 32))
+        {
+            failures.Add("Relay:Tickets:SigningKey must be base64 of at least 32 bytes (openssl rand -base64 32).");
+        }
+
+        if (!options.Tickets.ChatCompletionsPath.StartsWith('/'))
+        {
+            failures.Add("Relay:Tickets:ChatCompletionsPath must start with '/'.");
+        }
+
+        if (options.Heartbeat.IntervalSeconds < 0 || double.IsNaN(options.Heartbeat.IntervalSeconds))
+        {
+            failures.Add("Relay:Heartbeat:IntervalSeconds must be zero (off) or positive.");
+        }
+
         var t = options.Timeouts;
         foreach (var (value, key) in new[]
         {

@@ -20,6 +20,18 @@ public sealed record RouteSettings
     /// <summary>Request limits.</summary>
     public required RequestLimitsOptions Limits { get; init; }
 
+    /// <summary>Authentication.</summary>
+    public required AuthOptions Auth { get; init; }
+
+    /// <summary>SSE heartbeats.</summary>
+    public required HeartbeatOptions Heartbeat { get; init; }
+
+    /// <summary>CORS.</summary>
+    public required CrossOriginOptions Cors { get; init; }
+
+    /// <summary>The YARP route id, or null outside a route.</summary>
+    public string? RouteId { get; init; }
+
     /// <summary>Builds the settings of <paramref name="route"/> from the defaults and its metadata.</summary>
     public static RouteSettings Resolve(RelayOptions defaults, RouteConfig? route)
     {
@@ -29,7 +41,16 @@ public sealed record RouteSettings
             .ToList();
         if (metadata is null || metadata.Count == 0)
         {
-            return new RouteSettings { Cadence = defaults.Cadence, Timeouts = defaults.Timeouts, Limits = defaults.Limits };
+            return new RouteSettings
+            {
+                Cadence = defaults.Cadence,
+                Timeouts = defaults.Timeouts,
+                Limits = defaults.Limits,
+                Auth = defaults.Auth,
+                Heartbeat = defaults.Heartbeat,
+                Cors = defaults.Cors,
+                RouteId = route?.RouteId,
+            };
         }
 
         // Bind the route's metadata over a copy of the defaults, with the same binder and the same
@@ -40,7 +61,16 @@ public sealed record RouteSettings
         var cadence = Copy(defaults.Cadence, overlay.GetSection("Cadence"));
         var timeouts = Copy(defaults.Timeouts, overlay.GetSection("Timeouts"));
         var limits = Copy(defaults.Limits, overlay.GetSection("Limits"));
-        return new RouteSettings { Cadence = cadence, Timeouts = timeouts, Limits = limits };
+        return new RouteSettings
+        {
+            Cadence = cadence,
+            Timeouts = timeouts,
+            Limits = limits,
+            Auth = Copy(defaults.Auth, overlay.GetSection("Auth")),
+            Heartbeat = Copy(defaults.Heartbeat, overlay.GetSection("Heartbeat")),
+            Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
+            RouteId = route!.RouteId,
+        };
     }
 
     private static T Copy<T>(T defaults, IConfigurationSection overrides)
@@ -49,7 +79,10 @@ public sealed record RouteSettings
         var copy = new T();
         foreach (var property in typeof(T).GetProperties())
         {
-            property.SetValue(copy, property.GetValue(defaults));
+            // A list the route sets (Relay.Cors.AllowedOrigins.0, ...) replaces the default list: the binder would
+            // append to it.
+            var replaced = property.PropertyType.IsArray && overrides.GetSection(property.Name).Exists();
+            property.SetValue(copy, replaced ? Array.CreateInstance(property.PropertyType.GetElementType()!, 0) : property.GetValue(defaults));
         }
 
         overrides.Bind(copy, static o => o.ErrorOnUnknownConfiguration = false);

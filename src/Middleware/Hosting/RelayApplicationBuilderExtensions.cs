@@ -1,7 +1,9 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Relay.Middleware.Auth;
 using Relay.Middleware.Errors;
 using Relay.Middleware.Hosting;
+using Relay.Middleware.Playground;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -34,6 +36,18 @@ public static class RelayApplicationBuilderExtensions
                     "Relay failed to process the request.", RelayErrorTypes.ServerError, "relay_error");
             }
         });
+
+    /// <summary>
+    /// Serves one-time stream tickets: <c>POST /relay/v1/tickets</c> and <c>GET /relay/v1/streams/{ticket}</c> are
+    /// turned into the chat request they stand for, which then takes the route's own proxy pipeline. Call it BEFORE
+    /// <c>UseRouting()</c> (with <c>WebApplication</c>, call <c>UseRouting()</c> explicitly after it).
+    /// </summary>
+    public static IApplicationBuilder UseRelayTickets(this IApplicationBuilder app)
+        => app.UseMiddleware<StreamTicketsMiddleware>();
+
+    /// <summary>Serves the playground page (plain HTML and JavaScript) at <c>GET /</c>.</summary>
+    public static IEndpointConventionBuilder MapRelayPlayground(this IEndpointRouteBuilder endpoints)
+        => endpoints.MapGet("/", PlaygroundPage.WriteAsync);
 
     /// <summary>Answers requests that match no route with an OpenAI-style 404.</summary>
     public static IEndpointConventionBuilder MapRelayNotFound(this IEndpointRouteBuilder endpoints)

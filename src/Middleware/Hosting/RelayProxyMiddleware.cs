@@ -1,10 +1,12 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Relay.Middleware.Auth;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Errors;
 using Relay.Middleware.Requests;
+using Relay.Middleware.ServerSentEvents;
 using Relay.Middleware.Streaming;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
@@ -24,12 +26,18 @@ internal sealed partial class RelayProxyMiddleware
     private readonly ActiveStreams _streams;
     private readonly ILogger _logger;
 
-    public RelayProxyMiddleware(RequestDelegate next, RouteSettingsResolver resolver, TimeProvider time, ActiveStreams streams, ILogger<RelayProxyMiddleware> logger)
+    private readonly RelayAuthenticator _auth;
+    private readonly StreamTicketIssuer _tickets;
+
+    public RelayProxyMiddleware(RequestDelegate next, RouteSettingsResolver resolver, TimeProvider time, ActiveStreams streams, RelayAuthenticator auth,
+        StreamTicketIssuer tickets, ILogger<RelayProxyMiddleware> logger)
     {
         _next = next;
         _resolver = resolver;
         _time = time;
         _streams = streams;
+        _auth = auth;
+        _tickets = tickets;
         _logger = logger;
     }
 
@@ -45,6 +53,12 @@ internal sealed partial class RelayProxyMiddleware
 
         var route = context.Features.Get<IReverseProxyFeature>()?.Route.Config;
         var settings = _resolver.Get(route);
+        if (await _auth.AuthenticateAsync(context, settings) is { } denied)
+        {
+            await denied.WriteAsync(context);
+            return;
+        }
+
         var timeouts = StreamTimeouts.FromOptions(settings.Timeouts);
         if (context.Request.Headers.TryGetValue(StreamTimeouts.HeaderName, out var header)
             && !StreamTimeouts.TryApplyHeader(timeouts, settings.Timeouts, header.ToString(), out timeouts, out var headerError))
@@ -89,6 +103,17 @@ internal sealed partial class RelayProxyMiddleware
             }
         }
 
+        if (StreamTicketIssuer.IsIssueRequest(context))
+        {
+            await _tickets.IssueAsync(context, feature);
+            return;
+        }
+
+        if (settings.Heartbeat is { BeforeFirstByte: true, IntervalSeconds: > 0 } && feature.Stream && feature.IsChatCompletion)
+        {
+            feature.EarlyStart = EarlyStreamStart.Install(context, TimeSpan.FromSeconds(settings.Heartbeat.IntervalSeconds), _time, lifetime.Token);
+        }
+
         context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
         _streams.Add(lifetime);
         try
@@ -99,15 +124,19 @@ internal sealed partial class RelayProxyMiddleware
         {
             context.Features.Set(originalLifetime);
             _streams.Remove(lifetime);
+            if (feature.EarlyStart is { } early)
+            {
+                await early.DisposeAsync();
+            }
         }
 
-        if (!context.Response.HasStarted && context.Features.Get<IForwarderErrorFeature>() is { } error)
+        if (context.Features.Get<IForwarderErrorFeature>() is { } error && (!context.Response.HasStarted || feature.EarlyStart is { Started: true }))
         {
-            await WriteForwarderErrorAsync(context, error, lifetime);
+            await WriteForwarderErrorAsync(context, error, lifetime, feature.EarlyStart is { Started: true });
         }
     }
 
-    private async Task WriteForwarderErrorAsync(HttpContext context, IForwarderErrorFeature error, StreamLifetime lifetime)
+    private async Task WriteForwarderErrorAsync(HttpContext context, IForwarderErrorFeature error, StreamLifetime lifetime, bool asEvent)
     {
         Log.ForwarderError(_logger, error.Error, lifetime.Reason, error.Exception?.GetType().Name);
         var (status, message, type, code) = lifetime.Reason switch
@@ -133,7 +162,19 @@ internal sealed partial class RelayProxyMiddleware
             },
         };
 
-        if (status != 0)
+        if (status != 0 && asEvent)
+        {
+            // The 200 went out with an early heartbeat: the error is the stream's final event.
+            SseWriter.WriteErrorEvent(context.Response.BodyWriter, message, type, code);
+            try
+            {
+                await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException)
+            {
+            }
+        }
+        else if (status != 0)
         {
             await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
         }

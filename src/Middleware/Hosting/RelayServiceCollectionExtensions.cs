@@ -1,10 +1,14 @@
+using Microsoft.AspNetCore.Cors.Infrastructure;
+using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Relay.Middleware.Accounting;
+using Relay.Middleware.Auth;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
+using Relay.Middleware.Cors;
 using Relay.Middleware.Hosting;
 using Relay.Middleware.Streaming;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -33,7 +37,42 @@ public static class RelayServiceCollectionExtensions
         services.TryAddSingleton<SseResponseTransform>();
         services.TryAddSingleton<ActiveStreams>();
         services.AddHostedService(static sp => sp.GetRequiredService<ActiveStreams>());
+        services.TryAddSingleton<RelayAuthenticator>();
+        services.TryAddSingleton<StreamTicketSigner>();
+        services.TryAddSingleton<StreamTicketIssuer>();
+        services.TryAddSingleton<ITicketStore, InMemoryTicketStore>();
+        services.AddCors();
+        services.Replace(ServiceDescriptor.Transient<ICorsPolicyProvider, RelayCorsPolicyProvider>());
+        RedactQueryTokensInServer(services);
         return services;
+    }
+
+    /// <summary>
+    /// Wraps the registered server (Kestrel) so that query-string credentials leave the URL before the host logs
+    /// the request line (see <see cref="QueryTokenRedactingServer"/>). A host that registers its server later
+    /// still gets the tokens removed from the forwarded URL by the authenticator, but not from the host's own log.
+    /// </summary>
+    private static void RedactQueryTokensInServer(IServiceCollection services)
+    {
+        var index = -1;
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            if (services[i].ServiceType == typeof(IServer) && !services[i].IsKeyedService)
+            {
+                index = i;
+                break;
+            }
+        }
+
+        if (index < 0 || services[index].ImplementationType == typeof(QueryTokenRedactingServer))
+        {
+            return;
+        }
+
+        var inner = services[index];
+        services[index] = ServiceDescriptor.Singleton<IServer>(sp => new QueryTokenRedactingServer(
+            (IServer)(inner.ImplementationInstance ?? inner.ImplementationFactory?.Invoke(sp) ?? ActivatorUtilities.CreateInstance(sp, inner.ImplementationType!)),
+            sp.GetRequiredService<IOptionsMonitor<RelayOptions>>()));
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Relay.Middleware.Auth;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Streaming;
 using Yarp.ReverseProxy.Transforms;
@@ -23,6 +24,7 @@ internal sealed class RelayTransformProvider : ITransformProvider
     public void Apply(TransformBuilderContext context)
     {
         context.AddRequestHeaderRemove(StreamTimeouts.HeaderName);
+        context.AddRequestTransform(QueryCredentialFeature.RestoreOnUnacceptingRoute);
         context.ResponseTransforms.Add(_sse);
     }
 }

@@ -44,6 +44,7 @@ internal static class ChatRequestInspector
             return TooLarge(maxBodyBytes);
         }
 
+        feature.Body = body;
         feature.IsChatCompletion = request.Path.Value!.EndsWith("/chat/completions", StringComparison.OrdinalIgnoreCase);
         JsonDocument document;
         try

@@ -35,4 +35,13 @@ public sealed class RelayRequestFeature
 
     /// <summary><c>stream_options.flush_interval_ms</c> (a Relay extension), when the client set it.</summary>
     public int? FlushIntervalMs { get; set; }
+
+    /// <summary>The JSON body as the client sent it (before Relay's rewrite), what a stream ticket replays.</summary>
+    public ReadOnlyMemory<byte> Body { get; set; }
+
+    /// <summary>
+    /// Set when the 200 and SSE headers went out before the upstream answered (heartbeats before the first byte):
+    /// every later failure must be a final SSE error event.
+    /// </summary>
+    public Streaming.EarlyStreamStart? EarlyStart { get; set; }
 }

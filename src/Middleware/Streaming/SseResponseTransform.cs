@@ -39,8 +39,23 @@ internal sealed class SseResponseTransform : ResponseTransform
             return;
         }
 
+        var early = http.Features.Get<RelayRequestFeature>()?.EarlyStart;
+        if (early is not null)
+        {
+            // From here on the relay loop writes (and heartbeats); the early heartbeats must be done first.
+            await early.StopAsync();
+        }
+
         if (!IsEventStream(upstream.Content.Headers.ContentType?.MediaType))
         {
+            if (early is { Started: true })
+            {
+                // The client already has a 200 and SSE headers: the upstream's answer becomes a final error event.
+                context.SuppressResponseBody = true;
+                await WriteUpstreamAnswerAsEventAsync(http, upstream);
+                return;
+            }
+
             // The upstream answered; YARP copies the body. Only the hard maximum duration still applies.
             http.Features.Get<RelayRequestFeature>()?.Lifetime.OnFirstByteSent();
             return;
@@ -57,7 +72,7 @@ internal sealed class SseResponseTransform : ResponseTransform
         try
         {
             using var pipeline = new StreamEventPipeline(BuildSettings(feature), _time);
-            await _relay.RunAsync(http, upstream, pipeline, lifetime);
+            await _relay.RunAsync(http, upstream, pipeline, lifetime, BuildHeartbeat(feature, early));
             _recorder.Record(http, feature, pipeline.Accounting, lifetime);
         }
         finally
@@ -70,12 +85,75 @@ internal sealed class SseResponseTransform : ResponseTransform
     }
 
     /// <summary>Proxy-safe SSE headers: no buffering by nginx-style proxies, no caching, no compression.</summary>
-    internal static void MarkUnbuffered(HttpResponse response)
+    internal static void MarkUnbuffered(HttpResponse response) => MarkUnbuffered(response.Headers);
+
+    /// <inheritdoc cref="MarkUnbuffered(HttpResponse)"/>
+    internal static void MarkUnbuffered(IHeaderDictionary headers)
     {
-        response.Headers["X-Accel-Buffering"] = "no";
-        response.Headers[HeaderNames.CacheControl] = "no-cache, no-transform";
-        response.Headers.ContentLength = null;
-        response.Headers.Remove(HeaderNames.ContentEncoding);
+        headers["X-Accel-Buffering"] = "no";
+        headers[HeaderNames.CacheControl] = "no-cache, no-transform";
+        headers.ContentLength = null;
+        headers.Remove(HeaderNames.ContentEncoding);
+    }
+
+    internal static StreamHeartbeat BuildHeartbeat(RelayRequestFeature? feature, EarlyStreamStart? early)
+    {
+        var settings = feature?.Route.Heartbeat;
+        return settings is null
+            ? default
+            : new StreamHeartbeat(TimeSpan.FromSeconds(settings.IntervalSeconds), settings.BeforeFirstByte || early is { Started: true });
+    }
+
+    /// <summary>
+    /// An upstream answer that is not a stream, after the response started early: an OpenAI error object in the body
+    /// is passed on as the final event; anything else is described.
+    /// </summary>
+    private static async Task WriteUpstreamAnswerAsEventAsync(HttpContext http, HttpResponseMessage upstream)
+    {
+        var output = http.Response.BodyWriter;
+        byte[] body;
+        try
+        {
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, http.RequestAborted);
+            body = await upstream.Content.ReadAsByteArrayAsync(linked.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Http.HttpRequestException)
+        {
+            body = [];
+        }
+
+        if (body.Length is > 0 and < 64 * 1024 && IsErrorObject(body))
+        {
+            ServerSentEvents.SseWriter.WriteData(output, body);
+        }
+        else
+        {
+            ServerSentEvents.SseWriter.WriteErrorEvent(output, $"The upstream answered {(int)upstream.StatusCode} without a stream.",
+                Errors.RelayErrorTypes.UpstreamError, "upstream_error");
+        }
+
+        try
+        {
+            await output.FlushAsync(http.RequestAborted);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+        }
+    }
+
+    private static bool IsErrorObject(byte[] body)
+    {
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(body);
+            return document.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && document.RootElement.TryGetProperty("error", out var error) && error.ValueKind == System.Text.Json.JsonValueKind.Object;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
     }
 
     internal static bool IsEventStream(string? mediaType)

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Errors;
+using Relay.Middleware.ServerSentEvents;
 
 namespace Relay.Middleware.Streaming;
 
@@ -33,7 +34,14 @@ internal sealed partial class SseStreamRelay
     }
 
     /// <summary>Relays the upstream's event stream to the client until it ends, fails, or is cancelled.</summary>
-    public async Task<StreamEndReason> RunAsync(HttpContext context, HttpResponseMessage upstream, StreamEventPipeline pipeline, StreamLifetime lifetime)
+    /// <remarks>
+    /// Heartbeats (<paramref name="heartbeat"/>): after a heartbeat interval without a write to the client, a
+    /// <c>: keep-alive</c> comment goes out, so that proxies and edge runtimes with idle timeouts keep the stream
+    /// open while the upstream is silent. The same timer as the cadence wakes the loop for it. A heartbeat is written
+    /// only when the output holds no partial event (the pipeline writes whole events), and it is not upstream
+    /// activity: the idle timeout keeps running, and it does not end the first-token timeout.
+    /// </remarks>
+    public async Task<StreamEndReason> RunAsync(HttpContext context, HttpResponseMessage upstream, StreamEventPipeline pipeline, StreamLifetime lifetime, StreamHeartbeat heartbeat = default)
     {
         var token = lifetime.Token;
         var output = context.Response.BodyWriter;
@@ -55,15 +63,23 @@ internal sealed partial class SseStreamRelay
         var reader = pipe.Reader;
         using var cadenceTimer = _time.CreateTimer(static s => ((PipeReader)s!).CancelPendingRead(), reader, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         long armedFor = 0;
+        var heartbeatTicks = heartbeat.Interval > TimeSpan.Zero ? (long)(heartbeat.Interval.TotalSeconds * _time.TimestampFrequency) : 0;
+        var lastWrite = _time.GetTimestamp();
         try
         {
             while (true)
             {
-                var deadline = pipeline.FlushDeadline;
-                if (deadline is { } due && due != armedFor)
+                var wake = pipeline.FlushDeadline ?? long.MaxValue;
+                var heartbeatsOn = heartbeatTicks > 0 && (heartbeat.BeforeFirstByte || lifetime.FirstByteAt != 0);
+                if (heartbeatsOn)
                 {
-                    armedFor = due;
-                    var delay = _time.GetElapsedTime(_time.GetTimestamp(), due);
+                    wake = Math.Min(wake, lastWrite + heartbeatTicks);
+                }
+
+                if (wake != long.MaxValue && wake != armedFor)
+                {
+                    armedFor = wake;
+                    var delay = _time.GetElapsedTime(_time.GetTimestamp(), wake);
                     cadenceTimer.Change(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
                 }
 
@@ -85,10 +101,16 @@ internal sealed partial class SseStreamRelay
                 }
 
                 reader.AdvanceTo(buffer.End);
+                var heartbeatOnly = false;
                 if (result.IsCanceled)
                 {
                     armedFor = 0;
                     pipeline.OnDeadline(output);
+                    if (heartbeatsOn && output.UnflushedBytes == 0 && _time.GetTimestamp() - lastWrite >= heartbeatTicks)
+                    {
+                        SseWriter.WriteComment(output, " keep-alive"u8);
+                        heartbeatOnly = true;
+                    }
                 }
 
                 if (result.IsCompleted)
@@ -101,9 +123,14 @@ internal sealed partial class SseStreamRelay
                         : await EndAsync(context, pipeline, lifetime, failure);
                 }
 
-                if (output.UnflushedBytes > 0 && !await FlushAsync(output, lifetime))
+                if (output.UnflushedBytes > 0)
                 {
-                    return await EndAsync(context, pipeline, lifetime, null);
+                    if (!await FlushAsync(output, lifetime, firstByte: !heartbeatOnly))
+                    {
+                        return await EndAsync(context, pipeline, lifetime, null);
+                    }
+
+                    lastWrite = _time.GetTimestamp();
                 }
             }
         }
@@ -237,7 +264,7 @@ internal sealed partial class SseStreamRelay
     };
 
     /// <summary>Flushes; a flush that does not complete at once runs against the write-stall timeout.</summary>
-    private static async ValueTask<bool> FlushAsync(PipeWriter output, StreamLifetime lifetime)
+    private static async ValueTask<bool> FlushAsync(PipeWriter output, StreamLifetime lifetime, bool firstByte = true)
     {
         try
         {
@@ -254,7 +281,11 @@ internal sealed partial class SseStreamRelay
                 lifetime.EndStalledWrite();
             }
 
-            lifetime.OnFirstByteSent();
+            if (firstByte)
+            {
+                lifetime.OnFirstByteSent();
+            }
+
             return !result.IsCanceled && !result.IsCompleted;
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)

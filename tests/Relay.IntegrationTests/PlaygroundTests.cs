@@ -1,0 +1,101 @@
+using System.Net;
+using System.Text.Json;
+using Relay.IntegrationTests.Infrastructure;
+
+namespace Relay.IntegrationTests;
+
+/// <summary>
+/// Issue 5: the playground page in a real headless Chromium: text appears incrementally with EventSource + ticket
+/// and with fetch, Stop aborts the upstream, a reused ticket fails. Also the page's availability and CORS.
+/// </summary>
+[Collection(UpstreamCollection.Name)]
+public sealed class PlaygroundTests(MockUpstreamFixture upstream)
+    : RelayTestBase(upstream, new Dictionary<string, string?>
+    {
+        ["Relay:Playground:Enabled"] = "true",
+        ["Relay:Cors:AllowedOrigins:0"] = "https://app.example",
+    })
+{
+    [BrowserFact]
+    public async Task EventSourceWithTicket_ShowsTheReplyIncrementally_AndTheTicketCannotBeReused()
+    {
+        var result = await BrowserDriver.RunAsync(Relay.Url, "stream", "eventsource");
+        AssertStreamedIncrementally(result);
+        var reuse = result.GetProperty("reuse");
+        Assert.Equal(410, reuse.GetProperty("status").GetInt32());
+        Assert.Equal("ticket_used", JsonDocument.Parse(reuse.GetProperty("body").GetString()!).RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [BrowserFact]
+    public async Task Fetch_ShowsTheReplyIncrementally()
+    {
+        AssertStreamedIncrementally(await BrowserDriver.RunAsync(Relay.Url, "stream", "fetch"));
+    }
+
+    [BrowserFact]
+    public async Task Stop_AbortsTheUpstream()
+    {
+        var result = await BrowserDriver.RunAsync(Relay.Url, "stop", "fetch");
+        Assert.Equal("stopped", result.GetProperty("status").GetString());
+        var record = await Upstream.WaitForRecordAsync(result.GetProperty("requestId").GetString()!,
+            r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
+        // The upstream stopped generating well before the end of its 200-token reply.
+        Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 150, record.ToString());
+    }
+
+    [Fact]
+    public async Task Playground_IsServed_WhenEnabled_AndNotOtherwise()
+    {
+        using var page = await Client.GetAsync(Relay.Url + "/");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Contains("EventSource", html);
+        Assert.Contains("function startWebSocket()", html);
+
+        // In front of a configured upstream the default is off.
+        await using var plain = await InProcessRelay.StartAsync(Upstream.Url);
+        await ErrorTests.AssertErrorAsync(await Client.GetAsync(plain.Url + "/"), 404, "invalid_request_error", "unknown_route");
+    }
+
+    [Fact]
+    public async Task Cors_PreflightAndResponse_ForAnAllowedOrigin_NotForOthers()
+    {
+        using var preflight = new HttpRequestMessage(HttpMethod.Options, Relay.Url + "/relay/v1/tickets");
+        preflight.Headers.Add("Origin", "https://app.example");
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+        preflight.Headers.Add("Access-Control-Request-Headers", "authorization,content-type");
+        using var answer = await Client.SendAsync(preflight);
+        Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
+        Assert.Equal("https://app.example", answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        Assert.Contains("authorization", answer.Headers.GetValues("Access-Control-Allow-Headers").Single(), StringComparison.OrdinalIgnoreCase);
+
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string> { ["Origin"] = "https://app.example", ["x-mock-max-tokens"] = "3" });
+        using var response = await Client.SendAsync(request);
+        Assert.Equal("https://app.example", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+
+        // Control: another origin, and a Relay with CORS off (the default), get no CORS headers.
+        using var other = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string> { ["Origin"] = "https://evil.example", ["x-mock-max-tokens"] = "3" });
+        Assert.False((await Client.SendAsync(other)).Headers.Contains("Access-Control-Allow-Origin"));
+        await using var plain = await InProcessRelay.StartAsync(Upstream.Url);
+        using var offRequest = SseRead.ChatRequest(plain.Url, headers: new Dictionary<string, string> { ["Origin"] = "https://app.example", ["x-mock-max-tokens"] = "3" });
+        Assert.False((await Client.SendAsync(offRequest)).Headers.Contains("Access-Control-Allow-Origin"));
+    }
+
+    private static void AssertStreamedIncrementally(JsonElement result)
+    {
+        Assert.Equal("done", result.GetProperty("status").GetString());
+        Assert.Equal(0, result.GetProperty("consoleErrors").GetArrayLength());
+        var text = result.GetProperty("text").GetString()!;
+        Assert.True(text.Length > 300, text);
+        Assert.EndsWith("ms", result.GetProperty("ttft").GetString());
+        Assert.True(int.TryParse(result.GetProperty("tps").GetString(), out var tps) && tps > 0, result.GetProperty("tps").GetString());
+
+        // The text grew in many steps spread over the upstream's pacing (about 4 s at 50 tokens/s), not at once.
+        var updates = result.GetProperty("updates").EnumerateArray().Select(u => (T: u.GetProperty("t").GetDouble(), Length: u.GetProperty("length").GetInt32())).ToList();
+        Assert.True(updates.Count > 50, $"only {updates.Count} DOM updates");
+        var halfText = updates.First(u => u.Length >= text.Length / 2);
+        Assert.True(updates[^1].T - updates[0].T > 2000, $"all text arrived within {updates[^1].T - updates[0].T} ms");
+        Assert.True(halfText.T - updates[0].T > 1000, "half of the text was there almost at once");
+    }
+}

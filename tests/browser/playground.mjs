@@ -1,0 +1,58 @@
+// Drives Relay's playground in Debian's headless Chromium (playwright-core, no bundled browser) and prints one
+// JSON line with what the page showed. Run by PlaygroundBrowserTests (xunit), which asserts on it:
+//   node playground.mjs <relay url> stream <eventsource|fetch>
+//   node playground.mjs <relay url> stop <eventsource|fetch>
+import { chromium } from 'playwright-core';
+
+const [baseUrl, scenario, mode] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+try {
+  const page = await browser.newPage();
+  const consoleErrors = [];
+  page.on('pageerror', e => consoleErrors.push(String(e)));
+  await page.goto(baseUrl + '/');
+  await page.selectOption('#mode', mode);
+  await page.selectOption('#chunk', '1');
+  // Every change of the reply's text, with the time it happened in the page.
+  await page.evaluate(() => {
+    window.__updates = [];
+    const output = document.getElementById('output');
+    new MutationObserver(() => window.__updates.push({ t: performance.now(), length: output.textContent.length }))
+      .observe(output, { childList: true, characterData: true, subtree: true });
+  });
+  await page.click('#start');
+
+  const result = { scenario, mode, consoleErrors };
+  if (scenario === 'stream') {
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    if (mode === 'eventsource') {
+      // A ticket starts one stream: the same URL again must fail.
+      result.reuse = await page.evaluate(async () => {
+        const response = await fetch(window.relayPlayground.lastStreamUrl);
+        return { status: response.status, body: await response.text() };
+      });
+    }
+  } else {
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 30000 });
+    await page.click('#stop');
+    result.stoppedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
+  }
+
+  Object.assign(result, await page.evaluate(() => ({
+    status: document.getElementById('status').textContent,
+    text: document.getElementById('output').textContent,
+    ttft: document.getElementById('ttft').textContent,
+    tps: document.getElementById('tps').textContent,
+    tokens: document.getElementById('tokens').textContent,
+    updates: window.__updates,
+    requestId: window.relayPlayground.lastRequestId,
+    streamUrl: window.relayPlayground.lastStreamUrl,
+  })));
+  console.log(JSON.stringify(result));
+} finally {
+  await browser.close();
+}
