@@ -36,6 +36,9 @@ internal sealed record BenchSettings
     /// <summary>Memory scenarios: at least this many RSS samples, 250 ms apart, once the streams are open.</summary>
     public int MemorySamples { get; init; } = 12;
 
+    /// <summary>Short streams over HTTP/1.1 (and a third of them over HTTP/2) before anything is measured.</summary>
+    public int WarmupStreams { get; init; } = 300;
+
     public required string Scaling { get; init; }
 
     public static BenchSettings Quick { get; } = new()
@@ -49,7 +52,8 @@ internal sealed record BenchSettings
         StalledStreams = 100,
         CancelRampSeconds = 1,
         AbortMaxEvents = 10,
-        MemorySamples = 6,
+        MemorySamples = 4,
+        WarmupStreams = 100,
         Scaling = "Quick mode: 100 and 500 streams with 20-token replies, one run each; 500 idle streams; 100 cancellations; 100 stalled readers. A smoke run, not figures to quote.",
     };
 

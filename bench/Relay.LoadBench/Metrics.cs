@@ -54,4 +54,7 @@ internal sealed class BenchResults
 
     /// <summary>The first error messages of each target, for the report and the exit code.</summary>
     public List<string> Failures { get; } = [];
+
+    /// <summary>Anomalies of the floor (direct) that do not fail the run; listed in the report.</summary>
+    public List<string> Warnings { get; } = [];
 }

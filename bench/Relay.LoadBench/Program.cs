@@ -72,7 +72,8 @@ foreach (var target in Target.All.Where(t => only is null || only.Contains(t.Nam
         {
             if (target.Optional)
             {
-                var skip = $"its probe stream failed: {problem}";
+                var logged = File.Exists(running.Process?.LogPath) ? File.ReadLines(running.Process.LogPath).FirstOrDefault(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)) : null;
+                var skip = $"its probe stream failed: {problem}" + (logged is null ? "" : $" (its log: {logged.Trim()})");
                 Console.WriteLine($"SKIP {target.Name}: {skip}");
                 results.Skipped[target.Name] = skip;
                 continue;

@@ -79,6 +79,17 @@ internal static class Report
             md.AppendLine();
         }
 
+        if (r.Warnings.Count > 0)
+        {
+            md.AppendLine("Anomalies of the floor (direct to MockInference; not fatal):");
+            foreach (var warning in r.Warnings)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"- {warning}");
+            }
+
+            md.AppendLine();
+        }
+
         foreach (var streams in r.Streams.Select(m => m.Streams).Distinct().Order())
         {
             var runs = r.Streams.Where(m => m.Streams == streams).Select(m => m.Run).Distinct().Count();

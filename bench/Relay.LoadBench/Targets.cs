@@ -179,8 +179,8 @@ internal sealed class NginxTarget() : Target("nginx", "nginx (Debian), proxy_buf
     }
 }
 
-/// <summary>HAProxy (Debian), HTTP mode, one thread, keep-alive both sides.</summary>
-internal sealed class HaproxyTarget() : Target("haproxy", "HAProxy (Debian), mode http, one thread")
+/// <summary>HAProxy (Debian), HTTP mode, <c>option http-no-delay</c> (its setting for streaming), one thread, keep-alive both sides.</summary>
+internal sealed class HaproxyTarget() : Target("haproxy", "HAProxy (Debian), mode http, option http-no-delay, one thread")
 {
     private static readonly string? s_binary = new[] { "/usr/sbin/haproxy", "/usr/bin/haproxy" }.FirstOrDefault(File.Exists);
 
@@ -201,6 +201,8 @@ internal sealed class HaproxyTarget() : Target("haproxy", "HAProxy (Debian), mod
                 timeout client 600s
                 timeout server 600s
                 maxconn 9500
+                # Streaming: send each chunk at once instead of waiting for more (MSG_MORE) to fill packets.
+                option http-no-delay
             frontend bench
                 bind 127.0.0.1:{h1}
                 bind 127.0.0.1:{h2} proto h2
@@ -230,7 +232,6 @@ internal sealed class CaddyTarget() : Target("caddy", "Caddy (Debian), reverse_p
             {
                 admin off
                 auto_https off
-                persist_config off
                 servers {
                     protocols h1 h2c
                 }
