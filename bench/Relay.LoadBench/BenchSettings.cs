@@ -58,7 +58,7 @@ internal sealed record BenchSettings
     };
 
     // Every stream scenario of the full run costs reply/20 s per run: 9 runs per target at 1,000 tokens would be
-    // 7.5 minutes per target, so replies are 200 tokens (10 s). Per-event and per-token figures do not depend on
+    // 7.5 minutes per target, so replies are 120 tokens (6 s). Per-event and per-token figures do not depend on
     // the reply length. Idle streams: the container's hard limit of 20,000 open files per process (it cannot be
     // raised here) must hold two sockets per stream in the proxy, so 9,000 instead of 10,000.
     public static BenchSettings Full { get; } = new()
@@ -66,10 +66,10 @@ internal sealed record BenchSettings
         Mode = "full",
         Concurrency = [100, 1000, 5000],
         Runs = 3,
-        ReplyTokens = 200,
+        ReplyTokens = 120,
         IdleStreams = 9000,
         Cancellations = 1000,
         StalledStreams = 1000,
-        Scaling = "Replies are 200 tokens instead of 1,000 (10 s per stream at 20 tokens/s) so that 3 runs of 3 sizes for 6 targets fit in 20 minutes; per-event and per-token figures do not depend on the reply length. The idle scenario holds 9,000 streams instead of 10,000: a proxy needs two sockets per stream and this container's hard open-file limit is 20,000 per process (not raisable here).",
+        Scaling = "Replies are 120 tokens instead of 1,000 (6 s per stream at 20 tokens/s) so that 3 runs of 3 sizes for 6 targets fit in 20 minutes; per-event and per-token figures do not depend on the reply length. The idle scenario holds 9,000 streams instead of 10,000: a proxy needs two sockets per stream and this container's hard open-file limit is 20,000 per process (not raisable here).",
     };
 }
