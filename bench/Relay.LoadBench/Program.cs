@@ -37,7 +37,7 @@ var results = new BenchResults
 {
     Mode = settings.Mode,
     Date = date,
-    Machine = $"{Environment.ProcessorCount} cores ({CpuModel()}), .NET {Environment.Version}, shared with other builds",
+    Machine = $"{File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal))} cores ({CpuModel()}), .NET {Environment.Version}, shared with other builds",
     Scaling = settings.Scaling,
 };
 var runner = new Runner(settings, paths, results);
