@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Globalization;
+using Relay.LoadBench;
+
+// The side-by-side load benchmark (issue 7; cancellation and stalled-reader memory of issue 4). Started by
+// bench/run.sh, which builds everything in Release and pins this process to core 1:
+//   Relay.LoadBench --quick | --full [--targets a,b,...] [--no-report]
+// Exit code 1 when any target produced errors or wrong content.
+var settings = args.Contains("--full") ? BenchSettings.Full : BenchSettings.Quick;
+var only = ArgValue("--targets")?.Split(',', StringSplitOptions.RemoveEmptyEntries);
+var writeReport = !args.Contains("--no-report");
+var repoRoot = FindRepoRoot();
+var date = DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+var workDir = Path.Combine(repoRoot, "bench", "results", "tmp", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+Directory.CreateDirectory(workDir);
+
+var stopwatch = Stopwatch.StartNew();
+Console.WriteLine($"Relay load benchmark, {settings.Mode} mode. {settings.Scaling}");
+Console.WriteLine($"Load generator and MockInference on core 1 (affinity {AffinityOf(Environment.ProcessId)}), each proxy on core {Target.ProxyCore}.");
+
+// MockInference: its own process on the load generator's core, h1 and prior-knowledge h2 endpoints.
+var (mockPort, mockH2Port) = (TargetProcess.FreePort(), TargetProcess.FreePort());
+var mockDll = Path.Combine(repoRoot, "src", "MockInference", "bin", "Release", "net10.0", "MockInference.dll");
+await using var mock = TargetProcess.Start("mockinference", 1, workDir, "dotnet",
+[
+    mockDll,
+    "--Kestrel:Endpoints:h1:Url", $"http://127.0.0.1:{mockPort}",
+    "--Kestrel:Endpoints:h2:Url", $"http://127.0.0.1:{mockH2Port}",
+    "--Kestrel:Endpoints:h2:Protocols", "Http2",
+    "--Logging:LogLevel:Default", "Warning",
+]);
+await mock.WaitListeningAsync([mockPort, mockH2Port], TimeSpan.FromSeconds(30));
+DirectTarget.H2Url = $"http://127.0.0.1:{mockH2Port}";
+var paths = new BenchPaths(repoRoot, workDir, $"http://127.0.0.1:{mockPort}", mock.Pid);
+
+var results = new BenchResults
+{
+    Mode = settings.Mode,
+    Date = date,
+    Machine = $"{File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal))} cores ({CpuModel()}), .NET {Environment.Version}, shared with other builds",
+    Scaling = settings.Scaling,
+};
+var runner = new Runner(settings, paths, results);
+await runner.LoadExpectedAsync(Target.All[0]);
+
+foreach (var target in Target.All.Where(t => only is null || only.Contains(t.Name) || t is DirectTarget))
+{
+    if (target.Unavailable(paths) is { } reason)
+    {
+        Console.WriteLine($"SKIP {target.Name}: {reason}");
+        results.Skipped[target.Name] = reason;
+        continue;
+    }
+
+    Console.WriteLine($"== {target.Name} ({stopwatch.Elapsed:mm\\:ss})");
+    var failuresBefore = results.Failures.Count;
+    RunningTarget started;
+    try
+    {
+        started = await target.StartAsync(paths);
+    }
+    catch (InvalidOperationException ex)
+    {
+        results.Failures.Add($"{target.Name}: could not start: {ex.Message}");
+        Console.Error.WriteLine($"FAIL {target.Name}: could not start: {ex.Message}");
+        continue;
+    }
+
+    await using (var running = started)
+    {
+        if (await runner.ProbeAndWarmAsync(target, running) is { } problem)
+        {
+            if (target.Optional)
+            {
+                var logged = File.Exists(running.Process?.LogPath) ? File.ReadLines(running.Process.LogPath).FirstOrDefault(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)) : null;
+                var skip = $"its probe stream failed: {problem}" + (logged is null ? "" : $" (its log: {logged.Trim()})");
+                Console.WriteLine($"SKIP {target.Name}: {skip}");
+                results.Skipped[target.Name] = skip;
+                continue;
+            }
+
+            results.Failures.Add($"{target.Name}: probe: {problem}");
+            Console.Error.WriteLine($"FAIL {target.Name}: probe: {problem}");
+            continue;
+        }
+
+        results.Targets.Add(target.Name);
+        for (var run = 1; run <= settings.Runs; run++)
+        {
+            foreach (var streams in settings.Concurrency)
+            {
+                await runner.RunStreamsAsync(target, running, streams, run);
+                var m = results.Streams[^1];
+                Console.WriteLine($"   {streams,5} streams run {run}: p50 {m.LatencyP50Us / 1000:F2} ms, p99 {m.LatencyP99Us / 1000:F2} ms, CPU {m.CpuPerMillionTokens:F1} s/M tokens, {m.EventsPerToken:F3} events/token, generator core {m.GeneratorCoreShare:P0}, errors {m.Errors}");
+            }
+        }
+
+        await runner.RunCancellationsAsync(target, running.H1Url, http2: false);
+        if (running.H2Url is not null)
+        {
+            await runner.RunCancellationsAsync(target, running.H2Url, http2: true);
+        }
+
+        foreach (var c in results.Cancellations.Where(c => c.Target == target.Name))
+        {
+            Console.WriteLine($"   cancellation {c.Protocol}: p50 {c.P50Us / 1000:F2} ms, p99 {c.P99Us / 1000:F2} ms ({c.Measured}/{c.Streams}), errors {c.Errors}");
+        }
+    }
+
+    if (target is not DirectTarget)
+    {
+        // Memory scenarios in fresh processes, so that earlier scenarios' heap does not hide the growth.
+        foreach (var (behaviour, streams) in new[] { (Behaviour.HoldOpen, settings.IdleStreams), (Behaviour.StopReading, settings.StalledStreams) })
+        {
+            await using var fresh = await target.StartAsync(paths);
+            await runner.ProbeAndWarmAsync(target, fresh);
+            await runner.RunMemoryAsync(target, fresh, behaviour, streams);
+            var m = results.Memory[^1];
+            Console.WriteLine($"   {m.Scenario} {m.Opened}/{m.Streams} streams: {m.RssMiB:F1} MiB, {m.KiBPerStream:F1} KiB/stream, errors {m.Errors}");
+        }
+    }
+
+    foreach (var failure in results.Failures.Skip(failuresBefore))
+    {
+        Console.Error.WriteLine($"FAIL {failure}");
+    }
+}
+
+if (writeReport)
+{
+    var written = Report.Write(results, repoRoot);
+    Console.WriteLine($"Results: {string.Join(", ", written)}");
+}
+
+Console.WriteLine($"Done in {stopwatch.Elapsed:mm\\:ss}.");
+if (results.Failures.Count > 0)
+{
+    Console.Error.WriteLine($"FAILED: {results.Failures.Count} problem(s); the figures of a target with errors are not valid.");
+    return 1;
+}
+
+return 0;
+
+string? ArgValue(string name)
+{
+    var index = Array.IndexOf(args, name);
+    return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+}
+
+static string FindRepoRoot()
+{
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "Relay.sln")))
+        {
+            return dir.FullName;
+        }
+    }
+
+    throw new InvalidOperationException("Relay.sln not found above " + AppContext.BaseDirectory);
+}
+
+static string AffinityOf(int pid)
+{
+    var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal));
+    return line?.Split(':')[1].Trim() ?? "?";
+}
+
+static string CpuModel()
+{
+    var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+    return line?.Split(':')[1].Trim() ?? "unknown CPU";
+}

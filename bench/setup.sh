@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the load benchmark's third-party targets where missing: nginx, HAProxy and Caddy (Debian packages),
+# and Portkey's AI gateway (npm @portkey-ai/gateway, into bench/.tools/portkey). A target that cannot be
+# installed is skipped by the benchmark with a printed reason; this script never fails for an optional one.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in nginx haproxy caddy; do
+  command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null \
+      || echo "!! apt-get could not install ${need_apt[*]}; the benchmark skips what is missing"
+  else
+    echo "!! missing ${need_apt[*]} (needs root and apt-get); the benchmark skips them"
+  fi
+fi
+
+portkey=bench/.tools/portkey
+if [ -f "$portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ]; then
+  :
+elif command -v npm >/dev/null 2>&1; then
+  echo "== npm install @portkey-ai/gateway (into $portkey)"
+  mkdir -p "$portkey"
+  (cd "$portkey" && npm install --no-audit --no-fund --loglevel=error @portkey-ai/gateway@1.15.2 >/dev/null) \
+    || echo "!! npm could not install @portkey-ai/gateway; the benchmark skips it"
+else
+  echo "!! npm not found: the Portkey gateway target is skipped"
+fi
