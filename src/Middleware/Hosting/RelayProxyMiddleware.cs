@@ -1,11 +1,13 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Errors;
 using Relay.Middleware.Requests;
 using Relay.Middleware.Streaming;
+using Relay.Middleware.WebSockets;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -43,6 +45,19 @@ internal sealed partial class RelayProxyMiddleware
             return;
         }
 
+        if (WebSocketBridge.IsBridgeRequest(context))
+        {
+            // A WebSocket session: each response it starts comes back through ForwardAsync (one upstream path).
+            await context.RequestServices.GetRequiredService<WebSocketBridge>().RunAsync(context, ForwardAsync);
+            return;
+        }
+
+        await ForwardAsync(context);
+    }
+
+    /// <summary>Relays one request upstream: route settings, body inspection, lifetime, YARP's forwarder, errors.</summary>
+    private async Task ForwardAsync(HttpContext context)
+    {
         var route = context.Features.Get<IReverseProxyFeature>()?.Route.Config;
         var settings = _resolver.Get(route);
         var timeouts = StreamTimeouts.FromOptions(settings.Timeouts);

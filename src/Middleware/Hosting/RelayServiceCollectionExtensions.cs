@@ -7,6 +7,7 @@ using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Hosting;
 using Relay.Middleware.Streaming;
+using Relay.Middleware.WebSockets;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -32,6 +33,7 @@ public static class RelayServiceCollectionExtensions
         services.TryAddSingleton<StreamAccountingRecorder>();
         services.TryAddSingleton<SseResponseTransform>();
         services.TryAddSingleton<ActiveStreams>();
+        services.TryAddSingleton<WebSocketBridge>();
         services.AddHostedService(static sp => sp.GetRequiredService<ActiveStreams>());
         return services;
     }

@@ -1,3 +1,4 @@
+using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 
@@ -35,4 +36,10 @@ public sealed class RelayRequestFeature
 
     /// <summary><c>stream_options.flush_interval_ms</c> (a Relay extension), when the client set it.</summary>
     public int? FlushIntervalMs { get; set; }
+
+    /// <summary>
+    /// What the response's event pipeline saw and delivered, once an event stream is being relayed; the WebSocket
+    /// bridge reads it for the usage it reports in <c>response.done</c>.
+    /// </summary>
+    public StreamAccounting? Accounting { get; set; }
 }

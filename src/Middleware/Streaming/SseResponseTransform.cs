@@ -57,6 +57,7 @@ internal sealed class SseResponseTransform : ResponseTransform
         try
         {
             using var pipeline = new StreamEventPipeline(BuildSettings(feature), _time);
+            feature?.Accounting = pipeline.Accounting;
             await _relay.RunAsync(http, upstream, pipeline, lifetime);
             _recorder.Record(http, feature, pipeline.Accounting, lifetime);
         }
