@@ -68,7 +68,7 @@ internal sealed class WebSocketBridge
         }
 
         var bridge = options.WebSocket;
-        var guard = new WebSocketMessageSizeGuard(stream, bridge.MaxMessageBytes);
+        var guard = new WebSocketFrameGuard(stream, bridge.MaxMessageBytes);
         using var socket = WebSocket.CreateFromStream(guard, new WebSocketCreationOptions
         {
             IsServer = true,

@@ -10,8 +10,8 @@ namespace Relay.Middleware.WebSockets;
 /// <summary>
 /// The server side of the WebSocket opening handshake, over HTTP/1.1 (RFC 6455 section 4.2) and HTTP/2 extended
 /// CONNECT (RFC 8441). Relay accepts the socket itself rather than through ASP.NET Core's WebSocket middleware
-/// because it needs the raw upgraded stream: <see cref="WebSocketMessageSizeGuard"/> reads frame headers on it to
-/// close with 1009 as soon as a frame announces a message beyond the limit, before its payload arrives.
+/// because it needs the raw upgraded stream: <see cref="WebSocketFrameGuard"/> reads the client's frames on it, to
+/// enforce what the framework's WebSocket does not (message size limit, client masking, UTF-8 of close reasons).
 /// </summary>
 internal static class WebSocketHandshake
 {

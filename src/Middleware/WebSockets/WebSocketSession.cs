@@ -31,7 +31,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
     private readonly WebSocket _socket;
-    private readonly WebSocketMessageSizeGuard _guard;
+    private readonly WebSocketFrameGuard _guard;
     private readonly RequestDelegate _forward;
     private readonly UpstreamRequestTemplate _template;
     private readonly WebSocketBridgeOptions _options;
@@ -49,7 +49,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     private int _closeSent;
     private int _responses;
 
-    public WebSocketSession(WebSocket socket, WebSocketMessageSizeGuard guard, HttpContext upgrade, RequestDelegate forward,
+    public WebSocketSession(WebSocket socket, WebSocketFrameGuard guard, HttpContext upgrade, RequestDelegate forward,
         UpstreamRequestTemplate template, RelayOptions options, ActiveStreams streams, TimeProvider time, ILogger logger)
     {
         _socket = socket;
@@ -125,7 +125,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         {
             // The socket failed: a protocol violation the WebSocket closed for (1002, 1007), a message past the
             // limit (the guard closed with 1009), a keepalive timeout, or the client vanished.
-            Log.SessionFailed(_logger, _id, _guard.TooLarge ? "message_too_big" : ex.GetType().Name, _socket.State);
+            Log.SessionFailed(_logger, _id, _guard.FailedWith?.ToString() ?? ex.GetType().Name, _socket.State);
         }
         finally
         {
@@ -820,7 +820,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             active.Dispose();
         }
 
-        if (_guard.TooLarge)
+        if (_guard.FailedWith is not null)
         {
             await DrainAsync();
         }
