@@ -101,6 +101,36 @@ public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
         Assert.True(record.GetProperty("tokens_generated").GetInt32() < 200);
     }
 
+    [Fact]
+    public async Task Http2ExtendedConnect_RunsAResponse()
+    {
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, h2c: true);
+        using var socket = new ClientWebSocket();
+        socket.Options.HttpVersion = System.Net.HttpVersion.Version20;
+        socket.Options.HttpVersionPolicy = System.Net.Http.HttpVersionPolicy.RequestVersionExact;
+        socket.Options.AddSubProtocol("relay.v1");
+        foreach (var (k, v) in WebSocketBridgeTests.Fast(5))
+        {
+            socket.Options.SetRequestHeader(k, v);
+        }
+
+        using var invoker = new System.Net.Http.HttpMessageInvoker(new System.Net.Http.SocketsHttpHandler());
+        await socket.ConnectAsync(new Uri("ws" + relay.H2cUrl!["http".Length..] + "/v1/chat/ws"), invoker, CancellationToken.None);
+        Assert.Equal("relay.v1", socket.SubProtocol);
+        var buffer = new byte[64 * 1024];
+        await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(BridgeClient.Create())), WebSocketMessageType.Text, true, CancellationToken.None);
+        string? last = null;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        while (last is null || !last.Contains("\"response.done\"", StringComparison.Ordinal))
+        {
+            var result = await socket.ReceiveAsync(buffer, timeout.Token);
+            last = System.Text.Encoding.UTF8.GetString(buffer, 0, result.Count);
+        }
+
+        Assert.Contains("\"completed\"", last);
+        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None);
+    }
+
     /// <summary>A test upstream that records the Authorization header of each chat request and streams a short reply.</summary>
     private sealed class AuthRecordingUpstream : IAsyncDisposable
     {
