@@ -61,6 +61,12 @@ internal sealed class BridgedResponse : IDisposable
     /// <summary>The error object that ended the response (an error event or an error response), raw JSON.</summary>
     public byte[]? Error { get; set; }
 
+    /// <summary>
+    /// Set just before <c>response.done</c> is sent: a client that reacts to it at once must find the response
+    /// over, not "in progress" (the session then waits the few instructions until <see cref="Completion"/>).
+    /// </summary>
+    public volatile bool Finishing;
+
     /// <summary>Set when the queued frames must be dropped (the client stopped reading).</summary>
     public bool Discard { get; set; }
 

@@ -186,7 +186,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
     private async Task OnResponseCreateAsync(JsonElement root, string? eventId)
     {
-        Settle();
+        await SettleAsync();
         if (_active is not null)
         {
             // OpenAI realtime's code for the same mistake.
@@ -252,28 +252,29 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         // Realtime-style items carry "type": "message" (and maybe an id); a chat message has neither.
         item.Remove("type");
         item.Remove("id");
+        await SettleAsync();
         var active = _active;
-        if (active is { Completion.IsCompleted: false })
+        if (active is not null)
         {
             // Cut-over: the generation stops at once; the new request continues from what was delivered.
             _appended.Add(item);
             active.Cancel(ResponseEnd.Interrupted);
             await SendItemCreatedAsync(item, eventId);
             await active.Completion;
-            Settle();
+            await SettleAsync();
             await StartResponseAsync(eventId);
             return;
         }
 
-        Settle();
         _conversation.Add(item);
         await SendItemCreatedAsync(item, eventId);
     }
 
     private async Task OnResponseCancelAsync(string? eventId)
     {
+        await SettleAsync();
         var active = _active;
-        if (active is not { Completion.IsCompleted: false })
+        if (active is null)
         {
             await SendErrorAsync(eventId, null, "No response is in progress.", RelayErrorTypes.InvalidRequest, "response_cancel_not_active", null);
             return;
@@ -281,19 +282,21 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
         active.Cancel(ResponseEnd.Cancelled);
         await active.Completion;
-        Settle();
+        await SettleAsync();
     }
 
     /// <summary>
     /// Folds a finished response into the conversation: the assistant's reply as delivered, then the messages
     /// appended while it ran (so a cut-over request reads: original messages, partial reply, appended messages).
     /// </summary>
-    private void Settle()
+    private async Task SettleAsync()
     {
-        if (_active is not { Completion.IsCompleted: true } done)
+        if (_active is not { Finishing: true } done)
         {
             return;
         }
+
+        await done.Completion;
 
         if (done.Text.Length > 0)
         {
@@ -349,6 +352,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             var forwarding = ForwardAsync(response);
             await PumpAsync(response);
             await forwarding;
+            response.Finishing = true;
             if (response.End != ResponseEnd.SessionEnded)
             {
                 await SendDoneAsync(response);
@@ -358,6 +362,10 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         {
             // The socket is gone: the upstream is cancelled by the session's token.
             response.Cancel(ResponseEnd.SessionEnded);
+        }
+        finally
+        {
+            response.Finishing = true;
         }
     }
 

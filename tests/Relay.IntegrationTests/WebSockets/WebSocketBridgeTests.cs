@@ -158,6 +158,21 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
     }
 
     [Fact]
+    public async Task ResponseCreateRightAfterDone_IsNeverRefusedAsInProgress()
+    {
+        // A client that reacts to response.done at once must find the response over (it once raced the session).
+        await using var client = await BridgeClient.ConnectAsync(Relay.Url, Fast(2));
+        await client.ReceiveAsync();
+        for (var i = 0; i < 30; i++)
+        {
+            await client.SendAsync(BridgeClient.Create($"n{i}"));
+            var messages = await client.ReceiveUntilAsync("response.done");
+            Assert.DoesNotContain(messages, m => m.Type == "error");
+            Assert.Equal("completed", messages[^1].Json.GetProperty("response").GetProperty("status").GetString());
+        }
+    }
+
+    [Fact]
     public async Task MalformedMessages_GetErrors_AndTheSocketStaysUsable()
     {
         await using var client = await BridgeClient.ConnectAsync(Relay.Url, Fast(5));
