@@ -36,6 +36,14 @@ internal sealed class CompletionEndpoint(
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
+            if (aborted.IsCancellationRequested || ex is IOException)
+            {
+                // The client went away, but RecordAbort may never run: a write to the reset connection can fail
+                // before Kestrel fires RequestAborted, or a cancellation continuation that runs inline (callbacks
+                // run newest first) can end the handler and unregister it. This is the earliest point known then.
+                RecordAbort(record);
+            }
+
             int tokens;
             lock (record.Gate)
             {

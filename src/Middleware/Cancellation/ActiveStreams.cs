@@ -23,6 +23,7 @@ public sealed partial class ActiveStreams : IHostedLifecycleService
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _empty = NewSignal();
+    private readonly CancellationTokenSource _stopping = new();
     private volatile bool _draining;
 
     /// <summary>Creates the registry.</summary>
@@ -35,6 +36,12 @@ public sealed partial class ActiveStreams : IHostedLifecycleService
 
     /// <summary>Whether Relay is shutting down and refuses new requests.</summary>
     public bool Draining => _draining;
+
+    /// <summary>
+    /// Fires when shutdown begins (before the drain): long-lived sessions (WebSocket bridge) end what they can
+    /// end at once and close, while their responses in flight drain like any stream.
+    /// </summary>
+    public CancellationToken Stopping => _stopping.Token;
 
     /// <summary>The number of requests in flight.</summary>
     public int Count => _streams.Count;
@@ -69,6 +76,7 @@ public sealed partial class ActiveStreams : IHostedLifecycleService
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         _draining = true;
+        await _stopping.CancelAsync();
         if (_streams.IsEmpty)
         {
             return;

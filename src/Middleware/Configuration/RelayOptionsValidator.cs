@@ -80,17 +80,29 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             failures.Add("Relay:Heartbeat:IntervalSeconds must be zero (off) or positive.");
         }
 
+        var ws = options.WebSocket;
+        if (ws.MaxMessageBytes < 1024)
+        {
+            failures.Add("Relay:WebSocket:MaxMessageBytes must be at least 1024.");
+        }
+
+        if (ws.MaxSendQueueBytes < 1024)
+        {
+            failures.Add("Relay:WebSocket:MaxSendQueueBytes must be at least 1024.");
+        }
+
         var t = options.Timeouts;
         foreach (var (value, key) in new[]
         {
             (t.FirstTokenSeconds, "FirstTokenSeconds"), (t.IdleSeconds, "IdleSeconds"), (t.MaxDurationSeconds, "MaxDurationSeconds"),
             (t.MaxRequestTimeoutSeconds, "MaxRequestTimeoutSeconds"), (t.WriteStallSeconds, "WriteStallSeconds"),
-            (options.Shutdown.DrainSeconds, "Shutdown:DrainSeconds"),
+            (options.Shutdown.DrainSeconds, "Shutdown:DrainSeconds"), (ws.KeepAliveIntervalSeconds, "WebSocket:KeepAliveIntervalSeconds"),
+            (ws.KeepAliveTimeoutSeconds, "WebSocket:KeepAliveTimeoutSeconds"), (ws.CloseTimeoutSeconds, "WebSocket:CloseTimeoutSeconds"),
         })
         {
             if (value < 0 || double.IsNaN(value))
             {
-                failures.Add($"Relay:Timeouts:{key} must be zero (off) or positive.");
+                failures.Add($"Relay:{(key.Contains(':') ? "" : "Timeouts:")}{key} must be zero (off) or positive.");
             }
         }
 

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Relay.Middleware.Auth;
 using Relay.Middleware.Cancellation;
@@ -8,6 +9,7 @@ using Relay.Middleware.Errors;
 using Relay.Middleware.Requests;
 using Relay.Middleware.ServerSentEvents;
 using Relay.Middleware.Streaming;
+using Relay.Middleware.WebSockets;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -51,9 +53,34 @@ internal sealed partial class RelayProxyMiddleware
             return;
         }
 
+        if (WebSocketBridge.IsBridgeRequest(context))
+        {
+            // The handshake is authenticated once, before the socket is accepted (401/403 as for any request);
+            // a browser's token offered as a subprotocol is one more credential source. The session's requests
+            // inherit the outcome (the credential feature and the rewritten Authorization) and come back through
+            // ForwardAsync, the one upstream path.
+            WebSocketTokenProtocol.Apply(context.Request);
+            var bridgeRoute = context.Features.Get<IReverseProxyFeature>()?.Route.Config;
+            if (await _auth.AuthenticateAsync(context, _resolver.Get(bridgeRoute)) is { } deniedSocket)
+            {
+                await deniedSocket.WriteAsync(context);
+                return;
+            }
+
+            await context.RequestServices.GetRequiredService<WebSocketBridge>().RunAsync(context, ForwardAsync);
+            return;
+        }
+
+        await ForwardAsync(context);
+    }
+
+    /// <summary>Relays one request upstream: route settings, body inspection, lifetime, YARP's forwarder, errors.</summary>
+    private async Task ForwardAsync(HttpContext context)
+    {
         var route = context.Features.Get<IReverseProxyFeature>()?.Route.Config;
         var settings = _resolver.Get(route);
-        if (await _auth.AuthenticateAsync(context, settings) is { } denied)
+        var bridged = context.Features.Get<IHttpResponseFeature>() is BridgedResponseFeature && context.Features.Get<RelayCredentialFeature>() is not null;
+        if (!bridged && await _auth.AuthenticateAsync(context, settings) is { } denied)
         {
             await denied.WriteAsync(context);
             return;

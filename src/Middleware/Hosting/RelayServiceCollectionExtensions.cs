@@ -11,6 +11,7 @@ using Relay.Middleware.Configuration;
 using Relay.Middleware.Cors;
 using Relay.Middleware.Hosting;
 using Relay.Middleware.Streaming;
+using Relay.Middleware.WebSockets;
 using Yarp.ReverseProxy.Transforms.Builder;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -36,6 +37,7 @@ public static class RelayServiceCollectionExtensions
         services.TryAddSingleton<StreamAccountingRecorder>();
         services.TryAddSingleton<SseResponseTransform>();
         services.TryAddSingleton<ActiveStreams>();
+        services.TryAddSingleton<WebSocketBridge>();
         services.AddHostedService(static sp => sp.GetRequiredService<ActiveStreams>());
         services.TryAddSingleton<RelayAuthenticator>();
         services.TryAddSingleton<StreamTicketSigner>();

@@ -1,3 +1,4 @@
+using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 
@@ -44,4 +45,10 @@ public sealed class RelayRequestFeature
     /// every later failure must be a final SSE error event.
     /// </summary>
     public Streaming.EarlyStreamStart? EarlyStart { get; set; }
+
+    /// <summary>
+    /// What the response's event pipeline saw and delivered, once an event stream is being relayed; the WebSocket
+    /// bridge reads it for the usage it reports in <c>response.done</c>.
+    /// </summary>
+    public StreamAccounting? Accounting { get; set; }
 }

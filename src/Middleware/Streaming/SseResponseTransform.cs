@@ -72,6 +72,7 @@ internal sealed class SseResponseTransform : ResponseTransform
         try
         {
             using var pipeline = new StreamEventPipeline(BuildSettings(feature), _time);
+            feature?.Accounting = pipeline.Accounting;
             await _relay.RunAsync(http, upstream, pipeline, lifetime, BuildHeartbeat(feature, early));
             _recorder.Record(http, feature, pipeline.Accounting, lifetime);
         }

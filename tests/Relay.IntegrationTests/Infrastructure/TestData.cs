@@ -38,3 +38,15 @@ public sealed class TestDataFactAttribute : FactAttribute
         }
     }
 }
+
+/// <summary>A theory that is skipped, with a clear reason, when the shared test data is absent.</summary>
+public sealed class TestDataTheoryAttribute : TheoryAttribute
+{
+    public TestDataTheoryAttribute()
+    {
+        if (TestData.Root is null)
+        {
+            Skip = TestData.MissingReason;
+        }
+    }
+}
