@@ -43,6 +43,50 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream)
         Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 150, record.ToString());
     }
 
+    [BrowserFact]
+    public async Task WebSocket_ShowsTheReplyIncrementally()
+    {
+        var result = await BrowserDriver.RunAsync(Relay.Url, "stream", "websocket");
+        AssertStreamedIncrementally(result);
+        Assert.Equal("completed", result.GetProperty("responses")[0].GetProperty("status").GetString());
+    }
+
+    [BrowserFact]
+    public async Task WebSocket_Interrupt_CutsTheUpstreamAndContinuesFromTheDeliveredText()
+    {
+        var result = await BrowserDriver.RunAsync(Relay.Url, "interrupt", "websocket");
+        Assert.Equal("done", result.GetProperty("status").GetString());
+        Assert.Equal(0, result.GetProperty("consoleErrors").GetArrayLength());
+        var responses = result.GetProperty("responses");
+        Assert.Equal(2, responses.GetArrayLength());
+        var first = responses[0];
+        Assert.Equal("interrupted", first.GetProperty("status").GetString());
+        Assert.Equal("completed", responses[1].GetProperty("status").GetString());
+        Assert.Contains("[interrupted]", result.GetProperty("text").GetString(), StringComparison.Ordinal);
+
+        // The interrupted generation stopped upstream, well before its 200 tokens.
+        var aborted = await Upstream.WaitForRecordAsync(first.GetProperty("requestId").GetString()!,
+            r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
+        Assert.True(aborted.GetProperty("tokens_at_abort").GetInt32() < 150, aborted.ToString());
+
+        // The new request continues the conversation: the question, the partial reply as shown, the interruption.
+        var next = await Upstream.RecordAsync(responses[1].GetProperty("requestId").GetString()!);
+        var messages = JsonDocument.Parse(next.GetProperty("request_body").GetString()!).RootElement.GetProperty("messages");
+        Assert.Equal(3, messages.GetArrayLength());
+        Assert.Equal(first.GetProperty("text").GetString(), messages[1].GetProperty("content").GetString());
+        Assert.Equal("Stop. Tell me about cats instead.", messages[2].GetProperty("content").GetString());
+    }
+
+    [BrowserFact]
+    public async Task WebSocket_Stop_CancelsTheUpstream()
+    {
+        var result = await BrowserDriver.RunAsync(Relay.Url, "stop", "websocket");
+        Assert.Equal("stopped", result.GetProperty("status").GetString());
+        var record = await Upstream.WaitForRecordAsync(result.GetProperty("requestId").GetString()!,
+            r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
+        Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 150, record.ToString());
+    }
+
     [Fact]
     public async Task Playground_IsServed_WhenEnabled_AndNotOtherwise()
     {

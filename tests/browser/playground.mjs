@@ -1,7 +1,8 @@
 // Drives Relay's playground in Debian's headless Chromium (playwright-core, no bundled browser) and prints one
 // JSON line with what the page showed. Run by PlaygroundBrowserTests (xunit), which asserts on it:
 //   node playground.mjs <relay url> stream <eventsource|fetch>
-//   node playground.mjs <relay url> stop <eventsource|fetch>
+//   node playground.mjs <relay url> stop <eventsource|fetch|websocket>
+//   node playground.mjs <relay url> interrupt websocket
 import { chromium } from 'playwright-core';
 
 const [baseUrl, scenario, mode] = process.argv.slice(2);
@@ -36,9 +37,19 @@ try {
         return { status: response.status, body: await response.text() };
       });
     }
+  } else if (scenario === 'interrupt') {
+    // Type into the interrupt box while the reply streams; the page continues in a new response.
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 40, null, { timeout: 30000 });
+    result.interruptedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
+    await page.fill('#interrupt', 'Stop. Tell me about cats instead.');
+    await page.click('#interruptSend');
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
   } else {
     await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 30000 });
     await page.click('#stop');
+    if (mode === 'websocket') {
+      await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    }
     result.stoppedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
   }
 
@@ -51,6 +62,7 @@ try {
     updates: window.__updates,
     requestId: window.relayPlayground.lastRequestId,
     streamUrl: window.relayPlayground.lastStreamUrl,
+    responses: window.relayPlayground.responses,
   })));
   console.log(JSON.stringify(result));
 } finally {
