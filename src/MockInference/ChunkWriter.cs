@@ -43,10 +43,12 @@ internal sealed class ChunkWriter : IDisposable
     private readonly long _created;
     private readonly JsonEncodedText _model;
     private readonly bool _includeUsage;
+    private readonly int? _topLogprobs;
     private readonly Utf8JsonWriter _json = new(Stream.Null, WriterOptions);
 
-    public ChunkWriter(CompletionKind kind, string streamId, long created, string model, bool includeUsage)
+    public ChunkWriter(CompletionKind kind, string streamId, long created, string model, bool includeUsage, int? topLogprobs = null)
     {
+        _topLogprobs = kind == CompletionKind.Chat ? topLogprobs : null;
         _kind = kind;
         _streamId = JsonEncodedText.Encode(streamId);
         _created = created;
@@ -75,6 +77,12 @@ internal sealed class ChunkWriter : IDisposable
             json.WritePropertyName(s_content);
             json.WriteRawValue(contentLiteral, skipInputValidation: true);
             json.WriteEndObject();
+            if (_topLogprobs is int top)
+            {
+                WriteLogprobs(json, contentLiteral, top, emittedUs);
+                End(output, finishReason: null, emittedUs, logprobsWritten: true);
+                return;
+            }
         }
         else
         {
@@ -159,10 +167,76 @@ internal sealed class ChunkWriter : IDisposable
         return json;
     }
 
-    private void End(IBufferWriter<byte> output, string? finishReason, long emittedUs)
+    /// <summary>
+    /// <c>"logprobs":{"content":[{token, logprob, bytes, top_logprobs}],"refusal":null}</c> for the chunk's text, the
+    /// shape OpenAI sends with <c>logprobs: true</c>. The figures are made up (deterministic per chunk); the
+    /// alternatives repeat the chunk's own token, which is enough for the shape and the size.
+    /// </summary>
+    private static void WriteLogprobs(Utf8JsonWriter json, ReadOnlySpan<byte> contentLiteral, int top, long seed)
+    {
+        Span<byte> bytes = stackalloc byte[256];
+        var length = 0;
+        try
+        {
+            var reader = new Utf8JsonReader(contentLiteral);
+            reader.Read();
+            length = reader.CopyString(bytes);
+        }
+        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
+        {
+            // Raw-bytes mode (invalid UTF-8 on purpose) or a long literal: no byte list.
+        }
+
+        json.WriteStartObject(s_logprobs);
+        json.WriteStartArray(s_content);
+        for (var alternative = -1; alternative < top; alternative++)
+        {
+            if (alternative == 0)
+            {
+                json.WriteStartArray("top_logprobs"u8);
+            }
+
+            json.WriteStartObject();
+            json.WritePropertyName("token"u8);
+            json.WriteRawValue(contentLiteral, skipInputValidation: true);
+            json.WriteNumber("logprob"u8, -((seed + alternative + 1) % 1000) / 97.0);
+            json.WriteStartArray("bytes"u8);
+            foreach (var b in bytes[..length])
+            {
+                json.WriteNumberValue(b);
+            }
+
+            json.WriteEndArray();
+            if (alternative >= 0)
+            {
+                json.WriteEndObject();
+            }
+        }
+
+        if (top > 0)
+        {
+            json.WriteEndArray();
+        }
+        else
+        {
+            json.WriteStartArray("top_logprobs"u8);
+            json.WriteEndArray();
+        }
+
+        json.WriteEndObject();
+        json.WriteEndArray();
+        json.WriteNull("refusal"u8);
+        json.WriteEndObject();
+    }
+
+    private void End(IBufferWriter<byte> output, string? finishReason, long emittedUs, bool logprobsWritten = false)
     {
         var json = _json;
-        json.WriteNull(s_logprobs);
+        if (!logprobsWritten)
+        {
+            json.WriteNull(s_logprobs);
+        }
+
         if (finishReason is null)
         {
             json.WriteNull(s_finishReason);

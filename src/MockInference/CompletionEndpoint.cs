@@ -36,13 +36,12 @@ internal sealed class CompletionEndpoint(
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
-            if (aborted.IsCancellationRequested || ex is IOException)
-            {
-                // The client went away, but RecordAbort may never run: a write to the reset connection can fail
-                // before Kestrel fires RequestAborted, or a cancellation continuation that runs inline (callbacks
-                // run newest first) can end the handler and unregister it. This is the earliest point known then.
-                RecordAbort(record);
-            }
+            // The client went away (the handler's only cancellation is RequestAborted; a flush to a connection that
+            // is gone reports completion, which FlushAsync turns into OperationCanceledException, before Kestrel fires
+            // RequestAborted), but RecordAbort may never run: the write can fail first, or a cancellation
+            // continuation that runs inline (callbacks run newest first) can end the handler and unregister it.
+            // This is the earliest point known then.
+            RecordAbort(record);
 
             int tokens;
             lock (record.Gate)
@@ -181,7 +180,7 @@ internal sealed class CompletionEndpoint(
 
         // Nothing is written (so no headers go out) until the first event, after the time to first token.
         var output = response.BodyWriter;
-        using var chunks = new ChunkWriter(kind, streamId, created, request.Model, request.IncludeUsage);
+        using var chunks = new ChunkWriter(kind, streamId, created, request.Model, request.IncludeUsage, request.TopLogprobs);
         var literal = new ArrayBufferWriter<byte>(256);
         var segmenters = new ContentSegmenter[choices.Length];
         var unsent = new int[choices.Length];

@@ -13,6 +13,12 @@ internal sealed class CompletionRequest
     public bool Stream { get; private init; }
     public bool IncludeUsage { get; private init; }
     public int N { get; private init; } = 1;
+
+    /// <summary>
+    /// <c>top_logprobs</c> when <c>logprobs: true</c> (0 to 20), else null: each content chunk then carries
+    /// <c>logprobs.content</c> as OpenAI's do (about 2 KB per chunk at 20 alternatives).
+    /// </summary>
+    public int? TopLogprobs { get; private init; }
     public int? MaxTokens { get; private init; }
 
     /// <summary>The last user message (chat) or the prompt (legacy): what <c>x-mock-reply: echo</c> sends back.</summary>
@@ -86,6 +92,29 @@ internal sealed class CompletionRequest
                 }
             }
 
+            int? topLogprobs = null;
+            if (root.TryGetProperty("logprobs", out var logprobsElement) && logprobsElement.ValueKind == JsonValueKind.True)
+            {
+                topLogprobs = 0;
+            }
+
+            if (root.TryGetProperty("top_logprobs", out var topElement) && topElement.ValueKind != JsonValueKind.Null)
+            {
+                if (!topElement.TryGetInt32(out var top) || top < 0 || top > 20)
+                {
+                    (error, param) = ("'top_logprobs' must be an integer from 0 to 20.", "top_logprobs");
+                    return null;
+                }
+
+                if (topLogprobs is null)
+                {
+                    (error, param) = ("'logprobs' must be true when 'top_logprobs' is set.", "top_logprobs");
+                    return null;
+                }
+
+                topLogprobs = top;
+            }
+
             int? maxTokens = null;
             foreach (var name in (ReadOnlySpan<string>)["max_completion_tokens", "max_tokens"])
             {
@@ -124,6 +153,7 @@ internal sealed class CompletionRequest
                 Stream = stream,
                 IncludeUsage = includeUsage,
                 N = n,
+                TopLogprobs = topLogprobs,
                 MaxTokens = maxTokens,
                 EchoText = echo,
                 PromptTokens = promptTokens,

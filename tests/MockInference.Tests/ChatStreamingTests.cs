@@ -55,6 +55,41 @@ public sealed class ChatStreamingTests(MockServerFixture server) : IClassFixture
             usage.GetProperty("total_tokens").GetInt32());
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(20)]
+    public async Task Logprobs_EachContentChunkCarriesItsTokenList(int top)
+    {
+        var body = JsonSerializer.Serialize(new
+        {
+            model = "mock", stream = true, logprobs = true, top_logprobs = top, max_tokens = 12,
+            messages = new[] { new { role = "user", content = "Hello" } },
+        });
+        var (_, events) = await MockApi.StreamAsync(server.Client, MockApi.Post("/v1/chat/completions", body));
+        var content = events.Where(e => !e.IsDone).Select(e => e.Json.GetProperty("choices")[0])
+            .Where(c => c.GetProperty("delta").TryGetProperty("content", out var t) && t.GetString()!.Length > 0 && !c.GetProperty("delta").TryGetProperty("role", out _))
+            .ToList();
+        Assert.NotEmpty(content);
+        foreach (var choice in content)
+        {
+            var text = choice.GetProperty("delta").GetProperty("content").GetString()!;
+            var entry = Assert.Single(choice.GetProperty("logprobs").GetProperty("content").EnumerateArray());
+            Assert.Equal(text, entry.GetProperty("token").GetString());
+            Assert.True(entry.GetProperty("logprob").GetDouble() <= 0);
+            Assert.Equal(System.Text.Encoding.UTF8.GetBytes(text), entry.GetProperty("bytes").EnumerateArray().Select(b => (byte)b.GetInt32()).ToArray());
+            Assert.Equal(top, entry.GetProperty("top_logprobs").GetArrayLength());
+            Assert.Equal(JsonValueKind.Null, choice.GetProperty("logprobs").GetProperty("refusal").ValueKind);
+        }
+    }
+
+    [Fact]
+    public async Task TopLogprobs_WithoutLogprobs_Is400()
+    {
+        var body = JsonSerializer.Serialize(new { model = "mock", top_logprobs = 3, messages = new[] { new { role = "user", content = "Hello" } } });
+        using var response = await server.Client.SendAsync(MockApi.Post("/v1/chat/completions", body));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
     [Fact]
     public async Task Stream_WithoutIncludeUsage_HasNoUsageField()
     {

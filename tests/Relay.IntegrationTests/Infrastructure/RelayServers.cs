@@ -85,6 +85,13 @@ public sealed class MockUpstreamFixture : IAsyncLifetime
         => app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
 }
 
+/// <summary>Tests that load the machine heavily: run alone, after the parallel collections.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class IsolatedCollection
+{
+    public const string Name = "isolated";
+}
+
 [CollectionDefinition(Name)]
 public sealed class UpstreamCollection : ICollectionFixture<MockUpstreamFixture>
 {

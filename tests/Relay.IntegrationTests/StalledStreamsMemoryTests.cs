@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Relay.IntegrationTests.Infrastructure;
+
+namespace Relay.IntegrationTests;
+
+/// <summary>
+/// Issue 4, backpressure: with 1,000 streams whose clients stopped reading, Relay's memory stays flat. Relay runs as
+/// its own process (so its resident memory is its alone); the clients are raw sockets with small receive buffers
+/// that read the response head and then nothing. Once the buffers on the way are full (Relay's bounded per-stream
+/// buffer, its pipe, the kernel's socket buffers), the upstream is pushed back: MockInference stops generating, and
+/// Relay's memory stops growing. The control raises the per-stream bound to 16 MiB and shows the measure sees growth.
+/// The requests ask for <c>logprobs</c> with 20 alternatives, as real clients do, which makes each chunk about 2 KB:
+/// the buffers on the way fill after a few hundred chunks instead of a few thousand, so the test stays cheap.
+/// </summary>
+[Collection(IsolatedCollection.Name)]
+public sealed class StalledStreamsMemoryTests : IAsyncLifetime
+{
+    // Its own upstream, in a collection that runs alone: 1,000 streams filling their buffers would disturb the
+    // timing of tests running beside them on a 2-core machine.
+    private readonly MockUpstreamFixture upstream = new();
+
+    private const int TokensPerSecond = 500;
+
+    // About 9 MB of chunks per stream: far more than the buffers on the way hold (the mock builds a reply up front,
+    // so this is also not made needlessly large).
+    private const int ReplyTokens = 4000;
+    private static readonly TimeSpan s_window = TimeSpan.FromSeconds(3);
+
+    public Task InitializeAsync() => upstream.InitializeAsync();
+
+    public Task DisposeAsync() => upstream.DisposeAsync();
+
+    [Fact]
+    public async Task ThousandStalledClients_MemoryAndUpstreamGenerationStayFlat()
+    {
+        const int streams = 1000;
+        var result = await MeasureAsync(streams, maxBufferedBytes: null);
+
+        // Without backpressure the upstream would generate streams x TokensPerSecond x window tokens in the window.
+        var unbounded = streams * TokensPerSecond * s_window.TotalSeconds;
+        // What was generated before the stall sits mostly in the kernel's loopback socket buffers (they autotune to
+        // megabytes), not in Relay; no stream got near the end of its reply.
+        Assert.True(result.Tokens2 < streams * ReplyTokens / 2, $"the streams were not held back: {result}");
+        Assert.True(result.TokensInWindow < unbounded / 100, $"the upstream generated {result.TokensInWindow} tokens in the window (unbounded: {unbounded}): {result}");
+        Assert.True(result.GrowthInWindow < 16L << 20, $"Relay's memory grew {result.GrowthInWindow >> 20} MiB while every client was stalled: {result}");
+        // Bounded, not proportional to the data: a relay that held what the upstream sent would need megabytes per
+        // stream. The bound is loose (a Debug build; the GC heap's and Kestrel's pools' high-water marks count in
+        // RSS); bench/README.md has the Release figure per stalled stream.
+        Assert.True(result.PerStream < 1 << 20, $"{result.PerStream >> 10} KiB per stalled stream (bound 1 MiB): {result}");
+    }
+
+    [Fact]
+    public async Task Control_BufferBoundRaised_UpstreamKeepsGeneratingAndMemoryGrows()
+    {
+        const int streams = 20;
+        var result = await MeasureAsync(streams, maxBufferedBytes: 16 << 20, waitForStall: false);
+
+        Assert.True(result.TokensInWindow > streams * TokensPerSecond * s_window.TotalSeconds / 4, $"the upstream was pushed back although Relay may buffer 16 MiB per stream: {result}");
+        Assert.True(result.GrowthInWindow > 8L << 20, $"memory did not grow: the measure cannot see buffering: {result}");
+    }
+
+    private async Task<Measurement> MeasureAsync(int streams, int? maxBufferedBytes, bool waitForStall = true)
+    {
+        var port = FreePort.Next();
+        var args = new List<string>
+        {
+            "--urls", $"http://127.0.0.1:{port}", "--Relay:Upstream:BaseUrl", upstream.Url,
+            "--Relay:Timeouts:WriteStallSeconds", "0", // keep the stalled streams open for the whole measurement
+        };
+        if (maxBufferedBytes is { } bound)
+        {
+            args.AddRange(["--Relay:Backpressure:MaxBufferedBytes", bound.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        }
+
+        var relay = DotnetProcess.Start(DotnetProcess.BuiltDll("Relay"), [.. args]);
+        var sockets = new List<TcpClient>();
+        try
+        {
+            await DotnetProcess.WaitListeningAsync(relay, port);
+            using (var client = new HttpClient())
+            {
+                // Warm the process (JIT, pools) with one stream read to the end, then take the baseline.
+                using var warm = SseRead.ChatRequest($"http://127.0.0.1:{port}", headers: new Dictionary<string, string> { ["x-mock-tokens-per-second"] = "0", ["x-mock-max-tokens"] = "50" });
+                using var response = await client.SendAsync(warm, HttpCompletionOption.ResponseHeadersRead);
+                await SseRead.ReadAllAsync(response);
+            }
+
+            var baseline = DotnetProcess.ResidentBytes(relay);
+            // In batches, so that a busy machine answers every head in time; earlier streams stall meanwhile.
+            var ids = new List<string>();
+            foreach (var batch in Enumerable.Range(0, streams).Chunk(100))
+            {
+                var opened = await Task.WhenAll(batch.Select(_ => OpenStalledStreamAsync(port)));
+                sockets.AddRange(opened.Select(o => o.Socket));
+                ids.AddRange(opened.Select(o => o.RequestId));
+            }
+
+            if (waitForStall)
+            {
+                // Poll the upstream's records until generation has stopped for every stream (observed state).
+                var previous = await TokensGeneratedAsync(ids);
+                var clock = Stopwatch.StartNew();
+                while (true)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(500));
+                    var now = await TokensGeneratedAsync(ids);
+                    if (now == previous)
+                    {
+                        break;
+                    }
+
+                    Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the upstream never stopped generating: {now} tokens");
+                    previous = now;
+                }
+            }
+
+            var tokens1 = await TokensGeneratedAsync(ids);
+            var rss1 = DotnetProcess.ResidentBytes(relay);
+            await Task.Delay(s_window); // the measurement window, not a synchronisation
+            var tokens2 = await TokensGeneratedAsync(ids);
+            var rss2 = DotnetProcess.ResidentBytes(relay);
+            Assert.False(relay.HasExited);
+            return new Measurement(streams, baseline, rss1, rss2, tokens1, tokens2);
+        }
+        finally
+        {
+            foreach (var s in sockets)
+            {
+                s.Dispose();
+            }
+
+            await DotnetProcess.StopAsync(relay);
+        }
+    }
+
+    private async Task<long> TokensGeneratedAsync(List<string> ids)
+    {
+        long total = 0;
+        foreach (var chunk in ids.Chunk(50))
+        {
+            var records = await Task.WhenAll(chunk.Select(upstream.RecordAsync));
+            total += records.Sum(r => r.GetProperty("tokens_generated").GetInt64());
+        }
+
+        return total;
+    }
+
+    private static async Task<(TcpClient Socket, string RequestId)> OpenStalledStreamAsync(int port)
+    {
+        var tcp = new TcpClient { ReceiveBufferSize = 4096 };
+        await tcp.ConnectAsync(IPAddress.Loopback, port);
+        var stream = tcp.GetStream();
+        var body = """{"model":"mock","messages":[{"role":"user","content":"Write a long story."}],"stream":true,"logprobs":true,"top_logprobs":20}""";
+        var head = $"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\n"
+            + $"x-mock-tokens-per-second: {TokensPerSecond}\r\nx-mock-ttft-ms: 0\r\nx-mock-max-tokens: {ReplyTokens}\r\n\r\n";
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(head + body));
+        var headers = await CancellationTests.ReadHeadAsync(stream);
+        Assert.StartsWith("HTTP/1.1 200", headers);
+        var id = headers.Split("\r\n").Single(l => l.StartsWith("x-mock-request-id:", StringComparison.OrdinalIgnoreCase)).Split(':', 2)[1].Trim();
+        return (tcp, id);
+    }
+
+    private sealed record Measurement(int Streams, long Baseline, long Rss1, long Rss2, long Tokens1, long Tokens2)
+    {
+        public long TokensInWindow => Tokens2 - Tokens1;
+
+        public long GrowthInWindow => Rss2 - Rss1;
+
+        public long PerStream => (Math.Max(Rss1, Rss2) - Baseline) / Streams;
+
+        public override string ToString() =>
+            $"{Streams} streams, RSS baseline {Baseline >> 20} MiB, stalled {Rss1 >> 20} MiB, after {s_window.TotalSeconds} s {Rss2 >> 20} MiB ({PerStream >> 10} KiB/stream); upstream tokens {Tokens1} -> {Tokens2}";
+    }
+}
