@@ -38,7 +38,7 @@ internal sealed partial class StreamAccountingRecorder
             PromptTokens = accounting.PromptTokens,
             CompletionTokensGenerated = accounting.CompletionTokens ?? accounting.UpstreamContentEvents,
             CompletionTokensCounted = counted,
-            CompletionTokensDelivered = accounting.DeliveredContentEvents,
+            CompletionTokensDelivered = DeliveredTokens(accounting),
             TimeToFirstToken = lifetime.FirstByteAt == 0 ? null : _time.GetElapsedTime(lifetime.StartedAt, lifetime.FirstByteAt),
             Duration = _time.GetElapsedTime(lifetime.StartedAt, now),
             EndReason = reason,
@@ -113,6 +113,22 @@ internal sealed partial class StreamAccountingRecorder
         return address is not null && Uri.TryCreate(address, UriKind.Absolute, out var uri)
             ? uri.GetLeftPart(UriPartial.Authority)
             : null;
+    }
+
+    /// <summary>
+    /// Completion tokens delivered. Content events count tokens until the upstream's usage says otherwise: an upstream
+    /// may split one token over two events (a character cut between them) or put several in one. With usage known,
+    /// a stream delivered in full delivered all of it, and a cut one its share, so delivered never exceeds generated.
+    /// </summary>
+    internal static long DeliveredTokens(StreamAccounting accounting)
+    {
+        var events = accounting.DeliveredContentEvents;
+        if (accounting.CompletionTokens is not { } tokens || accounting.UpstreamContentEvents == 0)
+        {
+            return events;
+        }
+
+        return events >= accounting.UpstreamContentEvents ? tokens : tokens * events / accounting.UpstreamContentEvents;
     }
 
     private static partial class Log
