@@ -50,6 +50,28 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : RelayTestBase(ups
     }
 
     [Fact]
+    public async Task HugeBody_413ComesBeforeTheUpload_TheRestIsDiscarded_AndTheConnectionServesTheNextRequest()
+    {
+        // The 413 is answered from the headers alone. The client then sends its 300 KB anyway (as clients that do not
+        // wait for 100-continue do): Relay reads and discards it rather than closing with unread data, whose TCP
+        // reset can destroy the 413 before the client reads it. Proof: the same connection serves a next request.
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, new Uri(Relay.Url).Port);
+        var stream = tcp.GetStream();
+        var body = Encoding.UTF8.GetBytes("{\"model\":\"mock\",\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('x', 300_000) + "\"}]}");
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\n\r\n"));
+        var head = await CancellationTests.ReadHeadAsync(stream);
+        Assert.StartsWith("HTTP/1.1 413", head);
+        var length = int.Parse(head.Split("\r\n").Single(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)).Split(':')[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await stream.ReadExactlyAsync(new byte[length]);
+        await stream.WriteAsync(body);
+
+        var probe = "{\"model\":\"mock\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"POST /v1/chat/completions HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nx-mock-ttft-ms: 0\r\nx-mock-max-tokens: 2\r\nContent-Length: {probe.Length}\r\n\r\n{probe}"));
+        Assert.StartsWith("HTTP/1.1 200", await CancellationTests.ReadHeadAsync(stream));
+    }
+
+    [Fact]
     public async Task UnknownRoute_Gets404()
     {
         await AssertErrorAsync(await Client.GetAsync($"{Relay.Url}/nope/here"), 404, "invalid_request_error", "unknown_route");

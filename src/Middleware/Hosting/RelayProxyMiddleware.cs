@@ -43,6 +43,9 @@ internal sealed partial class RelayProxyMiddleware
         _logger = logger;
     }
 
+    /// <summary>How much of an oversized JSON upload is read and discarded after its 413.</summary>
+    private const long RejectedBodyDrainBytes = 1024 * 1024;
+
     public async Task InvokeAsync(HttpContext context)
     {
         if (_streams.Draining)
@@ -97,7 +100,12 @@ internal sealed partial class RelayProxyMiddleware
         var maxBody = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (maxBody is { IsReadOnly: false })
         {
-            maxBody.MaxRequestBodySize = settings.Limits.MaxRequestBodyBytes;
+            // A JSON body is checked against the limit by ChatRequestInspector, which answers 413 itself. Kestrel's
+            // own limit is set a little higher so that, after that 413, Kestrel reads and discards the rest of an
+            // oversized upload (and keeps the connection) instead of closing with unread data, whose TCP reset can
+            // reach the client before the 413 does (nginx's lingering close, for the same reason).
+            var inspected = HttpMethods.IsPost(context.Request.Method) && ChatRequestInspector.IsJsonEndpoint(context.Request.Path);
+            maxBody.MaxRequestBodySize = settings.Limits.MaxRequestBodyBytes + (inspected ? RejectedBodyDrainBytes : 0);
         }
 
         var originalLifetime = context.Features.Get<IHttpRequestLifetimeFeature>();
