@@ -37,15 +37,19 @@ public static class DotnetProcess
         return File.Exists(path) ? path : throw new FileNotFoundException($"Build {project} first: {path} is missing.");
     }
 
-    /// <summary>Waits until something accepts connections on <paramref name="port"/>; fails if the process exits.</summary>
-    public static async Task WaitListeningAsync(Process process, int port)
+    /// <summary>
+    /// Polls until something accepts connections on <paramref name="port"/> (a readiness check, not a sleep that
+    /// synchronises behaviour); fails with <paramref name="diagnostics"/> if the process exits or the time runs out.
+    /// </summary>
+    public static async Task WaitListeningAsync(Process process, int port, Func<Task<string>>? diagnostics = null, TimeSpan? timeout = null)
     {
+        diagnostics ??= static () => Task.FromResult("");
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(30))
+        while (clock.Elapsed < (timeout ?? TimeSpan.FromSeconds(30)))
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"process exited with {process.ExitCode}");
+                throw new InvalidOperationException($"process exited with {process.ExitCode}: {await diagnostics()}");
             }
 
             try
@@ -56,11 +60,11 @@ public static class DotnetProcess
             }
             catch (SocketException)
             {
-                await Task.Delay(50);
+                await Task.Delay(20);
             }
         }
 
-        throw new TimeoutException($"nothing listened on {port}");
+        throw new TimeoutException($"nothing listened on {port}: {await diagnostics()}");
     }
 
     /// <summary>Resident set size of a process in bytes (VmRSS in /proc/PID/status).</summary>

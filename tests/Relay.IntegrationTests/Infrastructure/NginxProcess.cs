@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 
 namespace Relay.IntegrationTests.Infrastructure;
 
@@ -79,31 +78,8 @@ public sealed class NginxProcess : IAsyncDisposable
         return nginx;
     }
 
-    private async Task WaitListeningAsync()
-    {
-        // Poll for the listening socket (a readiness check, not a sleep for synchronisation of behaviour).
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"nginx exited: {await _process.StandardError.ReadToEndAsync()} {ErrorLog()}");
-            }
-
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync("127.0.0.1", Port);
-                return;
-            }
-            catch (SocketException)
-            {
-                await Task.Delay(20);
-            }
-        }
-
-        throw new TimeoutException($"nginx did not listen on {Port}: {ErrorLog()}");
-    }
+    private Task WaitListeningAsync() => DotnetProcess.WaitListeningAsync(
+        _process, Port, async () => $"nginx: {(_process.HasExited ? await _process.StandardError.ReadToEndAsync() : "")} {ErrorLog()}", TimeSpan.FromSeconds(10));
 
     public string ErrorLog()
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests.WebSockets;
@@ -13,7 +12,7 @@ public sealed class NodeWsClientTests(MockUpstreamFixture upstream) : RelayTestB
     ["Relay:WebSocket:MaxMessageBytes"] = "4096",
 })
 {
-    private static readonly string? ClientDirectory = FindClientDirectory();
+    private static readonly string? ClientDirectory = NodeScript.FindFolder("ws-client", "scenarios.mjs");
 
     [SkippableTheory]
     [InlineData("full")]
@@ -27,49 +26,11 @@ public sealed class NodeWsClientTests(MockUpstreamFixture upstream) : RelayTestB
         Skip.If(ClientDirectory is null, "tests/ws-client not found next to the test assembly's repository.");
         Skip.If(!File.Exists(Path.Combine(ClientDirectory, "node_modules", "ws", "package.json")),
             "tests/ws-client/node_modules is missing: run `npm ci` in tests/ws-client (.ci/run does).");
-        Skip.If(!OnPath("node"), "node is not installed.");
+        Skip.If(NodeScript.Node is null, "node is not installed.");
 
-        var start = new ProcessStartInfo("node", ["scenarios.mjs", scenario])
-        {
-            WorkingDirectory = ClientDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["RELAY_URL"] = Relay.Url;
-        start.Environment["MOCK_URL"] = Upstream.Url;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        Assert.True(process.ExitCode == 0, $"node scenarios.mjs {scenario} exited {process.ExitCode}:\n{await stdout}\n{await stderr}");
-        Assert.Contains($"ok {scenario}", await stdout);
+        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(ClientDirectory, "scenarios.mjs", [scenario], TimeSpan.FromSeconds(60),
+            new Dictionary<string, string> { ["RELAY_URL"] = Relay.Url, ["MOCK_URL"] = Upstream.Url });
+        Assert.True(exitCode == 0, $"node scenarios.mjs {scenario} exited {exitCode}:\n{stdout}\n{stderr}");
+        Assert.Contains($"ok {scenario}", stdout);
     }
-
-    private static string? FindClientDirectory()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "tests", "ws-client");
-            if (File.Exists(Path.Combine(candidate, "scenarios.mjs")))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
-
-    private static bool OnPath(string command)
-        => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Any(p => File.Exists(Path.Combine(p, command)));
 }
