@@ -117,20 +117,7 @@ public sealed class StreamEventPipeline : IDisposable
             _parser.Append(segment.Span);
             while (_parser.TryRead(out var kind))
             {
-                switch (kind)
-                {
-                    case SseItemKind.Comment:
-                        FlushAll(output, endOfStream: false);
-                        SseWriter.WriteComment(output, _parser.Comment);
-                        break;
-                    case SseItemKind.Retry:
-                        FlushAll(output, endOfStream: false);
-                        SseWriter.WriteRetry(output, _parser.Retry.GetValueOrDefault());
-                        break;
-                    default:
-                        HandleEvent(output, now);
-                        break;
-                }
+                Dispatch(output, kind, now);
             }
         }
     }
@@ -140,6 +127,34 @@ public sealed class StreamEventPipeline : IDisposable
     {
         ArgumentNullException.ThrowIfNull(output);
         FlushDue(output, _timeProvider.GetTimestamp());
+    }
+
+    /// <summary>
+    /// Whether a clean end of the upstream's body now would be a complete stream. A stream Relay does not rewrite
+    /// always is: it passes through as sent, end included (a WHATWG client drops an unterminated last event
+    /// itself). A chat stream is complete when it saw <c>[DONE]</c> or an upstream error event, counting a last
+    /// event whose lines are complete but whose blank line never came (see <see cref="Complete"/>).
+    /// </summary>
+    /// <remarks>
+    /// Call only when the upstream ended cleanly: a final event without its blank line is dispatched here, so a
+    /// stream ending in <c>data: [DONE]\n</c> is complete. Output may be written (that event).
+    /// </remarks>
+    public bool TryDispatchFinalEvent(IBufferWriter<byte> output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (_raw is not null)
+        {
+            return true;
+        }
+
+        if (!_parser.AtLineBoundary)
+        {
+            // A line cut in the middle: its event is not known to be whole.
+            return false;
+        }
+
+        DispatchRemaining(output);
+        return Accounting.DoneSeen || Accounting.UpstreamErrorSeen;
     }
 
     /// <summary>
@@ -158,17 +173,7 @@ public sealed class StreamEventPipeline : IDisposable
             return;
         }
 
-        // Terminate the last line and block; blank lines after a boundary dispatch nothing.
-        _parser.Append("\n\n"u8);
-        var now = _timeProvider.GetTimestamp();
-        while (_parser.TryRead(out var kind))
-        {
-            if (kind == SseItemKind.Event)
-            {
-                HandleEvent(output, now);
-            }
-        }
-
+        DispatchRemaining(output);
         FlushAll(output, endOfStream: true);
     }
 
@@ -187,10 +192,7 @@ public sealed class StreamEventPipeline : IDisposable
         else
         {
             FlushAll(output, endOfStream: false);
-            foreach (var choice in _choices)
-            {
-                choice?.Carry.Clear();
-            }
+            DropIncompleteCharacters();
         }
 
         _parser.DiscardPartialEvent();
@@ -212,6 +214,14 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         _choices = [];
+    }
+
+    private void DropIncompleteCharacters()
+    {
+        foreach (var choice in _choices)
+        {
+            choice?.Carry.Clear();
+        }
     }
 
     private void ProcessPassThrough(ReadOnlySequence<byte> input, IBufferWriter<byte> output)
@@ -252,6 +262,40 @@ public sealed class StreamEventPipeline : IDisposable
         }
     }
 
+    private void Dispatch(IBufferWriter<byte> output, SseItemKind kind, long now)
+    {
+        switch (kind)
+        {
+            case SseItemKind.Comment:
+                FlushAll(output, endOfStream: false);
+                SseWriter.WriteComment(output, _parser.Comment);
+                break;
+            case SseItemKind.Retry:
+                FlushAll(output, endOfStream: false);
+                SseWriter.WriteRetry(output, _parser.Retry.GetValueOrDefault());
+                break;
+            case SseItemKind.Id:
+                // Kept in its place: a reconnect must send the Last-Event-ID the upstream set.
+                FlushAll(output, endOfStream: false);
+                SseWriter.WriteId(output, _parser.LastEventId);
+                break;
+            default:
+                HandleEvent(output, now);
+                break;
+        }
+    }
+
+    /// <summary>Terminates the last line and block and dispatches them; blank lines after a boundary dispatch nothing.</summary>
+    private void DispatchRemaining(IBufferWriter<byte> output)
+    {
+        _parser.Append("\n\n"u8);
+        var now = _timeProvider.GetTimestamp();
+        while (_parser.TryRead(out var kind))
+        {
+            Dispatch(output, kind, now);
+        }
+    }
+
     private void HandleEvent(IBufferWriter<byte> output, long now)
     {
         var data = _parser.Data;
@@ -278,6 +322,16 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         Account(in info, data);
+        if (info.HasError)
+        {
+            // The upstream ends the stream with an error: as for Relay's own failures (Fail), the text before it
+            // goes first and an incomplete character is dropped, so the error is the last thing the client sees.
+            FlushAll(output, endOfStream: false);
+            DropIncompleteCharacters();
+            WriteVerbatim(output, data);
+            return;
+        }
+
         if (info.ChoiceCount == 0 && info.HasUsage && Settings.StripUsageChunk)
         {
             // Relay asked for usage for its own accounting; the client did not: consume the usage-only chunk.

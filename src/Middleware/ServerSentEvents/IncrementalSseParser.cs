@@ -50,7 +50,7 @@ internal sealed class IncrementalSseParser : IDisposable
     /// <summary>The last event ID, which persists across events (WHATWG "last event ID buffer").</summary>
     public ReadOnlySpan<byte> LastEventId => _lastEventId.WrittenSpan;
 
-    /// <summary>Whether the dispatched event's block had an <c>id</c> field (so a relay writes it back).</summary>
+    /// <summary>Whether the dispatched event's (or <see cref="SseItemKind.Id"/> item's) block had an <c>id</c> field (so a relay writes it back).</summary>
     public bool EventHadId { get; private set; }
 
     /// <summary>The comment's text after the colon, as it came (leading space kept).</summary>
@@ -61,6 +61,9 @@ internal sealed class IncrementalSseParser : IDisposable
 
     /// <summary>Whether everything appended so far ends at an event boundary: no partial line or event held.</summary>
     public bool AtEventBoundary => _start == _end && (!_blockHasFields || _resetBeforeNextLine);
+
+    /// <summary>Whether everything appended so far ends at a line boundary: no partial line held.</summary>
+    public bool AtLineBoundary => _start == _end;
 
     /// <summary>Bytes of the stream consumed as complete lines so far (a trailing partial line is not counted).</summary>
     public long Consumed => _consumedBase + _start;
@@ -207,6 +210,15 @@ internal sealed class IncrementalSseParser : IDisposable
             // empty string, set the data buffer and the event type buffer to the empty string and return."
             if (_dataLines == 0)
             {
+                // ... but the dispatch steps begin with "Set the last event ID string of the event source to the
+                // value of the last event ID buffer": an id-only block changes what a reconnect sends.
+                if (EventHadId)
+                {
+                    kind = SseItemKind.Id;
+                    _resetBeforeNextLine = true;
+                    return true;
+                }
+
                 ResetBlock();
                 return false;
             }

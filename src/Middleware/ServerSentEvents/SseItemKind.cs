@@ -11,4 +11,10 @@ internal enum SseItemKind
 
     /// <summary>A valid <c>retry</c> field: WHATWG applies it at once, not at dispatch.</summary>
     Retry,
+
+    /// <summary>
+    /// A block that set the last event ID but dispatched no event (no <c>data</c>): WHATWG still sets the event
+    /// source's last event ID, so a relay must forward it (<see cref="IncrementalSseParser.LastEventId"/>).
+    /// </summary>
+    Id,
 }

@@ -68,6 +68,13 @@ public static class SseWriter
         output.Write("\n"u8);
     }
 
+    /// <summary>Writes an <c>id:</c> field in a block of its own (dispatches nothing, sets the last event ID).</summary>
+    internal static void WriteId(IBufferWriter<byte> output, ReadOnlySpan<byte> id)
+    {
+        WriteLine(output, "id: "u8, id);
+        output.Write("\n"u8);
+    }
+
     /// <summary>Writes a <c>retry:</c> field in a block of its own (dispatches nothing, sets the reconnection time).</summary>
     internal static void WriteRetry(IBufferWriter<byte> output, long milliseconds)
     {

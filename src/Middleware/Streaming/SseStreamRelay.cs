@@ -185,9 +185,11 @@ internal sealed partial class SseStreamRelay
     {
         var accounting = pipeline.Accounting;
         var output = context.Response.BodyWriter;
-        var truncated = !pipeline.AtEventBoundary
-            || (pipeline.Settings.Kind == StreamKind.ChatCompletions && !accounting.DoneSeen && !accounting.UpstreamErrorSeen);
-        if (truncated)
+
+        // A chat stream is complete with its [DONE] (or the upstream's own error event), even when the upstream
+        // closed right after the [DONE] line without the blank line; a stream Relay does not rewrite passes
+        // through as sent, end included: its client decides what an unterminated last event means.
+        if (!pipeline.TryDispatchFinalEvent(output))
         {
             // Never a silent cut: the client learns that the upstream ended the stream early.
             Log.UpstreamTruncated(_logger);
