@@ -21,21 +21,10 @@ public static class RelayApplicationBuilderExtensions
 
     /// <summary>
     /// Turns unhandled exceptions into an OpenAI-style 500 (before the first byte) so that bad input never
-    /// produces an HTML error page or a stack trace.
+    /// produces an HTML error page or a stack trace; each is logged at Error with its type and stack.
     /// </summary>
     public static IApplicationBuilder UseRelayErrors(this IApplicationBuilder app)
-        => app.Use(static async (context, next) =>
-        {
-            try
-            {
-                await next(context);
-            }
-            catch (Exception) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
-            {
-                await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status500InternalServerError,
-                    "Relay failed to process the request.", RelayErrorTypes.ServerError, "relay_error");
-            }
-        });
+        => app.UseExceptionHandler(RelayExceptionHandler.Options());
 
     /// <summary>
     /// Serves one-time stream tickets: <c>POST /relay/v1/tickets</c> and <c>GET /relay/v1/streams/{ticket}</c> are

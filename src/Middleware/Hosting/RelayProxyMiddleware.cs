@@ -46,6 +46,13 @@ internal sealed partial class RelayProxyMiddleware
     /// <summary>How much of an oversized JSON upload is read and discarded after its 413.</summary>
     private const long RejectedBodyDrainBytes = 1024 * 1024;
 
+    /// <summary>
+    /// The client sent its body too slowly for the server's minimum data rate (Kestrel's <c>MinRequestBodyDataRate</c>):
+    /// a 408, as nginx answers when its <c>client_body_timeout</c> fires, not a 400 for a body that was never malformed.
+    /// </summary>
+    private static readonly (int Status, string Message, string Type, string Code) RequestBodyTimeout =
+        (StatusCodes.Status408RequestTimeout, "The request body was not received in time: the upload was too slow.", RelayErrorTypes.Timeout, "request_body_timeout");
+
     public async Task InvokeAsync(HttpContext context)
     {
         if (_streams.Draining)
@@ -97,6 +104,12 @@ internal sealed partial class RelayProxyMiddleware
             return;
         }
 
+        if (UnsendableHeader.Find(context.Request.Headers) is { } unsendable)
+        {
+            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status400BadRequest, UnsendableHeader.Message(unsendable), RelayErrorTypes.InvalidRequest, "invalid_header");
+            return;
+        }
+
         var maxBody = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (maxBody is { IsReadOnly: false })
         {
@@ -124,10 +137,14 @@ internal sealed partial class RelayProxyMiddleware
             {
                 // The client went away, sent a broken body, or exceeded the body limit Kestrel enforces.
                 Log.RequestBodyFailed(_logger, ex.GetType().Name);
-                var (status, message, code) = IsTooLarge(ex)
-                    ? (StatusCodes.Status413PayloadTooLarge, $"The request body is larger than the limit of {settings.Limits.MaxRequestBodyBytes} bytes.", "request_too_large")
-                    : (StatusCodes.Status400BadRequest, "The request body could not be read.", "invalid_body");
-                await OpenAIError.TryWriteResponseAsync(context, status, message, RelayErrorTypes.InvalidRequest, code);
+                var (status, message, type, code) = RejectedStatus(ex) switch
+                {
+                    StatusCodes.Status413PayloadTooLarge => (StatusCodes.Status413PayloadTooLarge,
+                        $"The request body is larger than the limit of {settings.Limits.MaxRequestBodyBytes} bytes.", RelayErrorTypes.InvalidRequest, "request_too_large"),
+                    StatusCodes.Status408RequestTimeout => RequestBodyTimeout,
+                    _ => (StatusCodes.Status400BadRequest, "The request body could not be read.", RelayErrorTypes.InvalidRequest, "invalid_body"),
+                };
+                await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
                 return;
             }
 
@@ -185,8 +202,10 @@ internal sealed partial class RelayProxyMiddleware
             {
                 ForwarderError.RequestTimedOut =>
                     (StatusCodes.Status504GatewayTimeout, "The upstream did not respond in time.", RelayErrorTypes.Timeout, "upstream_timeout"),
-                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled when IsTooLarge(error.Exception) =>
+                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled when RejectedStatus(error.Exception) == StatusCodes.Status413PayloadTooLarge =>
                     (StatusCodes.Status413PayloadTooLarge, "The request body is larger than the limit.", RelayErrorTypes.InvalidRequest, "request_too_large"),
+                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled when RejectedStatus(error.Exception) == StatusCodes.Status408RequestTimeout =>
+                    RequestBodyTimeout,
                 ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled =>
                     (StatusCodes.Status400BadRequest, "The request body could not be read.", RelayErrorTypes.InvalidRequest, "invalid_body"),
                 ForwarderError.NoAvailableDestinations =>
@@ -215,17 +234,18 @@ internal sealed partial class RelayProxyMiddleware
         }
     }
 
-    private static bool IsTooLarge(Exception? exception)
+    /// <summary>The status the server chose when it rejected the request body (413 too large, 408 too slow), or 0.</summary>
+    private static int RejectedStatus(Exception? exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {
-            if (e is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+            if (e is BadHttpRequestException rejected)
             {
-                return true;
+                return rejected.StatusCode;
             }
         }
 
-        return false;
+        return 0;
     }
 
     private static partial class Log

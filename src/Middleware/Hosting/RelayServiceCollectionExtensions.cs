@@ -10,6 +10,7 @@ using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Cors;
 using Relay.Middleware.Hosting;
+using Relay.Middleware.Requests;
 using Relay.Middleware.Streaming;
 using Relay.Middleware.WebSockets;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -79,12 +80,13 @@ public static class RelayServiceCollectionExtensions
 
     /// <summary>
     /// Adds Relay's YARP transforms (SSE relaying on every route, removal of Relay-only headers) and its cluster
-    /// defaults (YARP's activity timeout is left to Relay's own timeouts).
+    /// defaults (YARP's activity timeout is left to Relay's own timeouts; request headers are sent as UTF-8).
     /// </summary>
     public static IReverseProxyBuilder AddRelayTransforms(this IReverseProxyBuilder builder)
     {
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RelayTransformProvider>());
         builder.AddConfigFilter<RelayClusterConfigFilter>();
+        builder.AddConfigFilter<ForwardedHeaderEncoding>();
         return builder;
     }
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
@@ -67,7 +69,7 @@ internal static class ChatRequestInspector
 
             if (root.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.String)
             {
-                feature.Model = model.GetString();
+                feature.Model = ReadModel(model);
             }
 
             feature.Stream = root.TryGetProperty("stream", out var stream) && stream.ValueKind == JsonValueKind.True;
@@ -114,7 +116,7 @@ internal static class ChatRequestInspector
             feature.RelayRequestedUsage = addUsage;
             if (relayOnly || addUsage)
             {
-                var rewritten = Rewrite(root, addUsage);
+                var rewritten = Rewrite(body, addUsage);
                 Replace(request, rewritten);
             }
             else
@@ -158,74 +160,102 @@ internal static class ChatRequestInspector
         }
     }
 
-    private static byte[] Rewrite(JsonElement root, bool addUsage)
+    /// <summary>
+    /// The model, for accounting and logs. Relay does not rewrite it, so a name that is not valid text (invalid UTF-8,
+    /// an unpaired surrogate escape) goes upstream as sent, to be judged there; Relay records it as best it can.
+    /// </summary>
+    private static string ReadModel(JsonElement model)
     {
-        var output = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(output))
+        try
         {
-            writer.WriteStartObject();
-            var wroteOptions = false;
-            foreach (var property in root.EnumerateObject())
+            return model.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            var raw = JsonMarshal.GetRawUtf8Value(model);
+            return Encoding.UTF8.GetString(raw[1..^1]);
+        }
+    }
+
+    /// <summary>
+    /// Rewrites <c>stream_options</c> and nothing else: every other byte goes upstream as the client sent it. Parsing
+    /// the body and writing it again would change what Relay has no business changing, and cannot even write all of
+    /// what it can read: <c>"abc \ud83d"</c> (what <c>JSON.stringify</c> makes of half an emoji) has no UTF-8 form.
+    /// </summary>
+    private static byte[] Rewrite(ReadOnlySpan<byte> body, bool addUsage)
+    {
+        var output = new ArrayBufferWriter<byte>(body.Length + 48);
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 128 });
+        reader.Read();
+        var copied = 0;
+        var members = 0;
+        var wroteOptions = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            members++;
+            var isOptions = reader.ValueTextEquals("stream_options"u8);
+            reader.Read();
+            if (!isOptions)
             {
-                if (!property.NameEquals("stream_options"))
-                {
-                    property.WriteTo(writer);
-                    continue;
-                }
-
-                wroteOptions = true;
-                if (property.Value.ValueKind != JsonValueKind.Object)
-                {
-                    if (addUsage)
-                    {
-                        WriteUsageOnlyOptions(writer);
-                    }
-
-                    continue;
-                }
-
-                writer.WritePropertyName(property.Name);
-                writer.WriteStartObject();
-                foreach (var option in property.Value.EnumerateObject())
-                {
-                    if (option.NameEquals("chunk_size") || option.NameEquals("flush_interval_ms"))
-                    {
-                        continue;
-                    }
-
-                    if (option.NameEquals("include_usage") && addUsage)
-                    {
-                        continue;
-                    }
-
-                    option.WriteTo(writer);
-                }
-
-                if (addUsage)
-                {
-                    writer.WriteBoolean("include_usage", true);
-                }
-
-                writer.WriteEndObject();
+                reader.Skip();
+                continue;
             }
 
-            if (!wroteOptions && addUsage)
+            wroteOptions = true;
+            output.Write(body[copied..(int)reader.TokenStartIndex]);
+            if (reader.TokenType == JsonTokenType.StartObject)
             {
-                WriteUsageOnlyOptions(writer);
+                WriteOptions(output, body, ref reader, addUsage);
+            }
+            else
+            {
+                reader.Skip();
+                output.Write(addUsage ? "{\"include_usage\":true}"u8 : body[(int)reader.TokenStartIndex..(int)reader.BytesConsumed]);
             }
 
-            writer.WriteEndObject();
+            copied = (int)reader.BytesConsumed;
         }
 
+        // The reader stands on the object's closing brace.
+        var end = (int)reader.TokenStartIndex;
+        output.Write(body[copied..end]);
+        if (!wroteOptions && addUsage)
+        {
+            output.Write(members > 0 ? ",\"stream_options\":{\"include_usage\":true}"u8 : "\"stream_options\":{\"include_usage\":true}"u8);
+        }
+
+        output.Write(body[end..]);
         return output.WrittenSpan.ToArray();
     }
 
-    private static void WriteUsageOnlyOptions(Utf8JsonWriter writer)
+    /// <summary>Writes the <c>stream_options</c> object the reader stands on without Relay's own options, each kept member as sent.</summary>
+    private static void WriteOptions(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> body, ref Utf8JsonReader reader, bool addUsage)
     {
-        writer.WritePropertyName("stream_options");
-        writer.WriteStartObject();
-        writer.WriteBoolean("include_usage", true);
-        writer.WriteEndObject();
+        output.Write("{"u8);
+        var first = true;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var start = (int)reader.TokenStartIndex;
+            var drop = reader.ValueTextEquals("chunk_size"u8) || reader.ValueTextEquals("flush_interval_ms"u8)
+                || (addUsage && reader.ValueTextEquals("include_usage"u8));
+            reader.Read();
+            reader.Skip();
+            if (drop)
+            {
+                continue;
+            }
+
+            output.Write(first ? [] : ","u8);
+            output.Write(body[start..(int)reader.BytesConsumed]);
+            first = false;
+        }
+
+        if (addUsage)
+        {
+            output.Write(first ? "\"include_usage\":true"u8 : ",\"include_usage\":true"u8);
+        }
+
+        output.Write("}"u8);
     }
 
     private static void Replace(HttpRequest request, byte[] body)

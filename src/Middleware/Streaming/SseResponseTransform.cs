@@ -57,6 +57,7 @@ internal sealed class SseResponseTransform : ResponseTransform
             }
 
             // The upstream answered; YARP copies the body. Only the hard maximum duration still applies.
+            await Errors.BodylessUpstreamError.ApplyAsync(http, upstream, context.CancellationToken);
             http.Features.Get<RelayRequestFeature>()?.Lifetime.OnFirstByteSent();
             return;
         }

@@ -1,0 +1,254 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Relay.IntegrationTests.Infrastructure;
+using Relay.Middleware.Auth;
+
+namespace Relay.IntegrationTests;
+
+/// <summary>
+/// Issue 11, items 5 to 8: what clients send that Relay must carry or refuse properly: non-ASCII header values, JSON
+/// Relay cannot re-serialise, requests that reach an upstream's bare error, uploads that are too slow; and the log
+/// line every unhandled exception leaves.
+/// </summary>
+[Collection(UpstreamCollection.Name)]
+public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
+{
+    private const string SseReply = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
+
+    // ---- Item 5: non-ASCII request header values ----
+
+    [Fact]
+    public async Task NonAsciiHeaderValues_OverHttp11_ReachTheUpstreamAsTheUtf8BytesSent()
+    {
+        // A browser's EventSource reconnects with the last id it saw, as UTF-8 (the WHATWG cases use '…').
+        await using var echo = RawHttpUpstream.Start(static _ => RawHttpUpstream.Response(200, "application/json", "{}"));
+        await using var relay = await InProcessRelay.StartAsync(echo.Url);
+        var request = Encoding.UTF8.GetBytes("GET /v1/events/x HTTP/1.1\r\nHost: relay\r\nLast-Event-ID: 42…\r\nX-Note: café\r\nConnection: close\r\n\r\n");
+
+        var (head, body) = await ExchangeAsync(relay.Url, request);
+
+        Assert.True(head.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), head + Encoding.UTF8.GetString(body));
+        var received = await echo.NextRequestAsync();
+        Assert.Equal("42…", received.Header("Last-Event-ID"));
+        Assert.Equal("café", received.Header("X-Note"));
+    }
+
+    [Fact]
+    public async Task NonAsciiHeaderValues_OverHttp2_ReachTheUpstreamAsTheUtf8BytesSent()
+    {
+        await using var echo = RawHttpUpstream.Start(static _ => RawHttpUpstream.Response(200, "application/json", "{}"));
+        await using var relay = await InProcessRelay.StartAsync(echo.Url, h2c: true);
+        using var handler = new SocketsHttpHandler { RequestHeaderEncodingSelector = static (_, _) => Encoding.UTF8 };
+        using var client = new HttpClient(handler) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var request = new HttpRequestMessage(HttpMethod.Get, relay.H2cUrl + "/v1/events/x");
+        request.Headers.TryAddWithoutValidation("Last-Event-ID", "42…");
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("42…", (await echo.NextRequestAsync()).Header("Last-Event-ID"));
+    }
+
+    [Fact]
+    public async Task HeaderValueWithALineBreak_Gets400NamingTheHeader_AndTheUpstreamIsNotCalled()
+    {
+        // A query token is percent-decoded into the Authorization header: %0D%0A would be a line break in it, which
+        // HTTP does not allow (and which must never become a second header upstream).
+        await using var echo = RawHttpUpstream.Start(static _ => RawHttpUpstream.Response(200, "application/json", "{}"));
+        await using var relay = await InProcessRelay.StartAsync(echo.Url, new Dictionary<string, string?> { ["Relay:Auth:QueryToken"] = "true" });
+
+        using var response = await Client.GetAsync(relay.Url + "/v1/models?access_token=sk-secret%0D%0AX-Injected:%20yes");
+
+        await ErrorTests.AssertErrorAsync(response, 400, "invalid_request_error", "invalid_header");
+        var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Contains("Authorization", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("sk-secret", message, StringComparison.Ordinal);
+        Assert.False(echo.ReceivedAny, "the upstream must not be called");
+    }
+
+    // ---- Item 6: JSON Relay cannot re-serialise; unhandled exceptions ----
+
+    public static TheoryData<string, byte[]> UntouchedBodies => new()
+    {
+        // JSON.stringify of half an emoji: an unpaired surrogate escape, which has no UTF-8 form.
+        { "lone surrogate, streaming", Encoding.UTF8.GetBytes("""{"model":"mock","stream":true,"messages":[{"role":"user","content":"abc \ud83d"}]}""") },
+        { "lone surrogate in model", Encoding.UTF8.GetBytes("""{"model":"m\udc00","stream":true,"messages":[{"role":"user","content":"hi"}]}""") },
+        { "invalid UTF-8 in model, streaming", [.. "{\"model\":\"m"u8, 0xFF, 0xC3, .. "\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"u8] },
+        { "invalid UTF-8 in model, not streaming", [.. "{\"model\":\"m"u8, 0xFF, .. "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"u8] },
+        { "relay options removed, the rest kept", Encoding.UTF8.GetBytes("""{ "model" : "mock", "n": 1.50, "stream":true, "stream_options": {"include_usage": true, "chunk_size": 2, "x": "<\u00e9>"}, "messages":[{"role":"user","content":"abc \ud83d"}] }""") },
+    };
+
+    [Theory]
+    [MemberData(nameof(UntouchedBodies))]
+    public async Task ChatBody_ThatRelayCannotReserialise_IsForwardedUntouched_ExceptForStreamOptions(string name, byte[] body)
+    {
+        _ = name;
+        await using var echo = RawHttpUpstream.Start(static _ => RawHttpUpstream.Response(200, "text/event-stream", SseReply));
+        await using var relay = await InProcessRelay.StartAsync(echo.Url);
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/json");
+
+        using var response = await Client.PostAsync(relay.Url + "/v1/chat/completions", content);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync() + string.Join("\n", relay.Logs.GetSnapshot().Where(r => r.Level >= LogLevel.Error).Select(r => r.Message + " " + r.Exception)));
+        var forwarded = (await echo.NextRequestAsync()).Body;
+        Assert.Equal(Expected(body), forwarded);
+        Assert.DoesNotContain(relay.Logs.GetSnapshot(), r => r.Level >= LogLevel.Error);
+
+        static byte[] Expected(byte[] sent)
+        {
+            var text = Encoding.Latin1.GetString(sent);
+            if (text.Contains("\"chunk_size\"", StringComparison.Ordinal))
+            {
+                // stream_options loses chunk_size (and its whitespace); every other byte stays.
+                return Encoding.Latin1.GetBytes(text.Replace("""{"include_usage": true, "chunk_size": 2, "x": "<\u00e9>"}""", """{"include_usage": true,"x": "<\u00e9>"}""", StringComparison.Ordinal));
+            }
+
+            // A streaming request gets include_usage (Relay's accounting); everything else is as sent.
+            return text.Contains("\"stream\":true", StringComparison.Ordinal)
+                ? Encoding.Latin1.GetBytes(text[..^1] + ",\"stream_options\":{\"include_usage\":true}}")
+                : sent;
+        }
+    }
+
+    [Fact]
+    public async Task UnhandledException_IsLoggedAtErrorWithItsTypeAndStack_WithoutSecrets_AndAnswered500()
+    {
+        const string key = "sk-client-secret-97531";
+        await using var relay = await InProcessRelay.StartAsync(Upstream.Url, services: static s => s.AddSingleton<ITicketStore, BrokenTicketStore>());
+        using var request = SseRead.ChatRequest(relay.Url, path: "/relay/v1/tickets");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + key);
+
+        using var response = await Client.SendAsync(request);
+
+        await ErrorTests.AssertErrorAsync(response, 500, "server_error", "relay_error");
+        var logged = Assert.Single(relay.Logs.GetSnapshot(), r => r.Level == LogLevel.Error);
+        var exception = Assert.IsType<InvalidOperationException>(logged.Exception);
+        Assert.Contains(nameof(BrokenTicketStore), exception.StackTrace, StringComparison.Ordinal);
+        AuthTests.AssertNotLogged(relay, key);
+    }
+
+    // ---- Item 7: upstream errors without a body ----
+
+    [Theory]
+    [InlineData("GET", "/v1/chat/completions", 405)]
+    [InlineData("GET", "/v1/no/such/thing", 404)]
+    [InlineData("POST", "/v1/no/such/thing", 404)]
+    public async Task UpstreamErrorWithNoBody_GetsAnOpenAIErrorBody_KeepingItsStatusAndHeaders(string method, string path, int status)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), Relay.Url + path);
+        using var response = await Client.SendAsync(request);
+
+        await AssertErrorAsync(response, status, "invalid_request_error", null);
+        var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Contains($"{status}", message, StringComparison.Ordinal);
+        Assert.Contains($"{method} {path}", message, StringComparison.Ordinal);
+        if (status == 405)
+        {
+            Assert.Contains("POST", response.Content.Headers.Allow);
+        }
+    }
+
+    [Theory]
+    [InlineData("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 7\r\n", 503, "upstream_error")]
+    [InlineData("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n", 404, "invalid_request_error")]
+    public async Task UpstreamErrorWithNoBody_OfAnyFraming_GetsAnOpenAIErrorBody(string head, int status, string type)
+    {
+        var chunked = head.Contains("chunked", StringComparison.Ordinal);
+        await using var raw = RawHttpUpstream.Start(_ => Encoding.ASCII.GetBytes(head + "Connection: close\r\n\r\n" + (chunked ? "0\r\n\r\n" : "")));
+        await using var relay = await InProcessRelay.StartAsync(raw.Url);
+
+        using var response = await Client.GetAsync(relay.Url + "/v1/models");
+
+        await AssertErrorAsync(response, status, type, status >= 500 ? "upstream_error" : null);
+        if (status == 503)
+        {
+            Assert.Equal(TimeSpan.FromSeconds(7), response.Headers.RetryAfter?.Delta);
+        }
+    }
+
+    [Fact]
+    public async Task UpstreamErrorWithABody_OfUnknownLength_IsPassedOnUnchanged()
+    {
+        await using var raw = RawHttpUpstream.Start(static _ => Encoding.ASCII.GetBytes(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nupstr\r\n8\r\neam says\r\n0\r\n\r\n"));
+        await using var relay = await InProcessRelay.StartAsync(raw.Url);
+
+        using var response = await Client.GetAsync(relay.Url + "/v1/models");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("upstream says", await response.Content.ReadAsStringAsync());
+    }
+
+    // ---- Item 8: slow uploads ----
+
+    [Theory]
+    [InlineData("/v1/chat/completions", "application/json")] // a body Relay reads itself
+    [InlineData("/v1/audio/transcriptions", "multipart/form-data; boundary=b")] // a body YARP streams upstream
+    public async Task SlowRequestBodyUpload_Gets408WithAnOpenAIError(string path, string contentType)
+    {
+        // Kestrel's minimum request body data rate, made short for the test (the default is 240 bytes/s after a 5 s
+        // grace period): a client that sends 10 bytes of 100,000 and then nothing falls below it.
+        await using var raw = RawHttpUpstream.Start(static _ => null);
+        await using var relay = await InProcessRelay.StartAsync(raw.Url, services: static s => s.Configure<KestrelServerOptions>(
+            static o => o.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 1000, gracePeriod: TimeSpan.FromSeconds(1.5))));
+        var request = Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: relay\r\nContent-Type: {contentType}\r\nContent-Length: 100000\r\n\r\n{{\"model\":");
+
+        var (head, body) = await ExchangeAsync(relay.Url, request);
+
+        Assert.True(head.StartsWith("HTTP/1.1 408", StringComparison.Ordinal), head + Encoding.UTF8.GetString(body));
+        var error = JsonDocument.Parse(body).RootElement.GetProperty("error");
+        Assert.Equal("timeout", error.GetProperty("type").GetString());
+        Assert.Equal("request_body_timeout", error.GetProperty("code").GetString());
+    }
+
+    /// <summary>As <see cref="ErrorTests.AssertErrorAsync"/>, for errors whose code may be null (as OpenAI's own often are).</summary>
+    private static async Task AssertErrorAsync(HttpResponseMessage response, int status, string type, string? code)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(status == (int)response.StatusCode, $"expected {status}, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var error = JsonDocument.Parse(body).RootElement.GetProperty("error");
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        Assert.Equal(type, error.GetProperty("type").GetString());
+        Assert.Equal(code, error.GetProperty("code").GetString());
+    }
+
+    /// <summary>Sends raw request bytes and reads the response until the server closes or the body's length is read.</summary>
+    private static async Task<(string Head, byte[] Body)> ExchangeAsync(string url, byte[] request)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, new Uri(url).Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(request);
+        var head = await CancellationTests.ReadHeadAsync(stream);
+        var lengthLine = head.Split("\r\n").FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        if (lengthLine is not null)
+        {
+            var body = new byte[int.Parse(lengthLine.Split(':')[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)];
+            await stream.ReadExactlyAsync(body, timeout.Token);
+            return (head, body);
+        }
+
+        using var rest = new MemoryStream();
+        await stream.CopyToAsync(rest, timeout.Token);
+        return (head, rest.ToArray());
+    }
+
+    /// <summary>A ticket store whose backend is down: every call throws.</summary>
+    private sealed class BrokenTicketStore : ITicketStore
+    {
+        public ValueTask<bool> AddAsync(StreamTicket ticket, CancellationToken cancellationToken)
+            => throw new InvalidOperationException("The ticket store is unavailable.");
+
+        public ValueTask<StreamTicket?> TryRedeemAsync(string id, CancellationToken cancellationToken)
+            => throw new InvalidOperationException("The ticket store is unavailable.");
+    }
+}
