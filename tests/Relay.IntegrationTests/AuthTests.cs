@@ -120,16 +120,70 @@ public sealed class AuthTests(MockUpstreamFixture upstream) : IAsyncLifetime
         AssertNotLogged(_passThrough, QueryToken);
     }
 
-    [Fact]
-    public async Task Control_RouteWithoutQueryTokens_ForwardsTheQueryUnchanged_AndSetsNoAuthorization()
+    [Theory]
+    [InlineData("access%5Ftoken")]
+    [InlineData("Access_Token")]
+    [InlineData("ACCESS_TOKEN")]
+    [InlineData("%61ccess_token")]
+    [InlineData("API_KEY")]
+    [InlineData("api%5fkey")]
+    public async Task QueryTokenSpellings_AreOneName_TakenOutOfTheUpstreamUrl_AndOutOfEveryLog_AtTrace(string name)
     {
-        await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { [RequestLineLogging] = "Information" });
-        using var response = await _client.SendAsync(Chat($"{relay.Url}/v1/chat/completions?access_token={QueryToken}", path: ""), HttpCompletionOption.ResponseHeadersRead);
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, TraceEverything(new Dictionary<string, string?>
+        {
+            ["Relay:Auth:QueryToken"] = "true",
+            ["Relay:Auth:QueryTokenAlias"] = "api_key",
+        }));
+        using var response = await _client.SendAsync(Chat($"{relay.Url}/v1/chat/completions?{name}={QueryToken}&other=1", path: ""), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await SseRead.ReadAllAsync(response);
+
         var record = await upstream.RecordAsync(response.Headers.GetValues("x-mock-request-id").Single());
-        Assert.Equal($"?access_token={QueryToken}", record.GetProperty("query").GetString());
-        Assert.Equal(JsonValueKind.Null, record.GetProperty("authorization").ValueKind);
-        // Even there, no log line carries it.
+        Assert.Equal("Bearer " + QueryToken, record.GetProperty("authorization").GetString());
+        Assert.Equal("?other=1", record.GetProperty("query").GetString());
+        // Control: the request line is logged at this level (the host's, and YARP's upstream URL), just without the token.
+        Assert.Contains(relay.Logs.GetSnapshot(), r => r.Message.Contains("other=1", StringComparison.Ordinal));
         AssertNotLogged(relay, QueryToken);
+    }
+
+    [Fact]
+    public async Task QueryTokenInAnotherCase_NextToTheSameKeyInTheHeader_IsNotForwardedUpstream()
+    {
+        using var request = Chat($"{_keys.Url}/v1/chat/completions?Access_Token={ClientKey}&keep=1", path: "");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + ClientKey);
+        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var record = await upstream.RecordAsync(response.Headers.GetValues("x-mock-request-id").Single());
+        Assert.Equal("?keep=1", record.GetProperty("query").GetString());
+        AssertNotLogged(_keys, ClientKey);
+    }
+
+    [Theory]
+    [InlineData("access_token")]
+    [InlineData("Access%5FToken")]
+    public async Task RouteWithoutQueryTokens_RejectsAQueryToken_NeverForwardsIt_NorLogsIt(string name)
+    {
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, TraceEverything([]));
+        using var response = await _client.SendAsync(Chat($"{relay.Url}/v1/chat/completions?{name}={QueryToken}", path: ""));
+        Assert.False(response.Headers.Contains("x-mock-request-id"), "the upstream must not be called");
+        await ErrorTests.AssertErrorAsync(response, 400, "invalid_request_error", "query_token_not_accepted");
+        AssertNotLogged(relay, QueryToken);
+
+        // Control: without a token the route works, and an ordinary parameter goes upstream.
+        using var plain = await _client.SendAsync(Chat($"{relay.Url}/v1/chat/completions?other=1", path: ""), HttpCompletionOption.ResponseHeadersRead);
+        var record = await upstream.RecordAsync(plain.Headers.GetValues("x-mock-request-id").Single());
+        Assert.Equal("?other=1", record.GetProperty("query").GetString());
+    }
+
+    /// <summary>Every category at Trace: Kestrel's, routing's and YARP's debug lines (YARP's carries the upstream URL).</summary>
+    private static Dictionary<string, string?> TraceEverything(Dictionary<string, string?> settings)
+    {
+        settings["Logging:LogLevel:Default"] = "Trace";
+        settings["Logging:LogLevel:Microsoft"] = "Trace";
+        settings["Logging:LogLevel:Microsoft.AspNetCore"] = "Trace";
+        settings["Logging:LogLevel:Yarp"] = "Trace";
+        settings[RequestLineLogging] = "Trace";
+        return settings;
     }
 
     [Fact]

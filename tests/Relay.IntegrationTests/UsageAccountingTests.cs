@@ -29,7 +29,9 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
         var next = _sink.Next();
         using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
         {
-            ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "12",
+            ["x-mock-tokens-per-second"] = "0",
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-max-tokens"] = "12",
         });
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
@@ -46,12 +48,14 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
     }
 
     [Fact]
-    public async Task CancelledStream_RecordsClientCancelled_DeliveredAtMostGenerated()
+    public async Task CancelledStream_RecordsClientCancelled_DeliveredAtMostGenerated_PromptTokensUnknown()
     {
         var next = _sink.Next();
         using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
         {
-            ["x-mock-tokens-per-second"] = "20", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "200",
+            ["x-mock-tokens-per-second"] = "20",
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-max-tokens"] = "200",
         });
         var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await CancellationTests.ReadSomeThenDisposeAsync(response, 3);
@@ -61,6 +65,11 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
         Assert.InRange(record.CompletionTokensGenerated, 3, 199);
         Assert.True(record.CompletionTokensDelivered <= record.CompletionTokensGenerated, $"delivered {record.CompletionTokensDelivered} > generated {record.CompletionTokensGenerated}");
         Assert.True(record.CompletionTokensDelivered >= 3);
+
+        // Cut before the upstream's usage: the log line says the prompt count is unknown instead of printing nothing.
+        Assert.Null(record.PromptTokens);
+        var line = _relay.Logs.GetSnapshot().Last(r => r.Id.Name == "StreamEnded").Message;
+        Assert.Contains("prompt tokens unknown,", line);
     }
 
     [Fact]
@@ -69,8 +78,12 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
         var next = _sink.Next();
         using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
         {
-            ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "50",
-            ["x-mock-stall-after-tokens"] = "3", ["x-mock-stall-ms"] = "5000", ["Relay-Timeout"] = "idle=1",
+            ["x-mock-tokens-per-second"] = "0",
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-max-tokens"] = "50",
+            ["x-mock-stall-after-tokens"] = "3",
+            ["x-mock-stall-ms"] = "5000",
+            ["Relay-Timeout"] = "idle=1",
         });
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await SseRead.ReadAllAsync(response);

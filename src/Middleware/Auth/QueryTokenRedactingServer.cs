@@ -39,6 +39,13 @@ internal sealed class QueryTokenRedactingServer(IServer inner, IOptionsMonitor<R
                 if (found.Count > 0)
                 {
                     request.QueryString = stripped;
+                    // The raw request target carries the query too (Kestrel's own debug logs, diagnostics listeners).
+                    var query = request.RawTarget.IndexOf('?');
+                    if (query >= 0)
+                    {
+                        request.RawTarget = request.RawTarget[..query] + stripped;
+                    }
+
                     contextFeatures.Set(new QueryCredentialFeature(found));
                 }
             }

@@ -11,12 +11,16 @@ internal static class QueryTokens
 
     /// <summary>
     /// Removes every <c>access_token</c> (and <paramref name="alias"/>) parameter from <paramref name="query"/>
-    /// (<c>?a=1&amp;access_token=x</c>), adding their decoded values to <paramref name="found"/>. Other parameters keep
-    /// their exact encoding and order. Returns the query unchanged (same instance) when there is none.
+    /// (<c>?a=1&amp;access_token=x</c>), adding their decoded values to <paramref name="found"/>. A name matches after
+    /// percent-decoding and whatever its case (<c>access%5Ftoken</c>, <c>Access_Token</c>): a server that decodes
+    /// names or ignores their case would take any of them as the credential, so every spelling is one. Other
+    /// parameters keep their exact encoding and order. Returns the query unchanged (same instance) when there is none.
     /// </summary>
     public static string Strip(string query, string? alias, List<KeyValuePair<string, string>> found)
     {
-        if (query.Length < 2 || !(Contains(query, AccessToken) || (!string.IsNullOrEmpty(alias) && Contains(query, alias))))
+        // Cheap pre-check on the hot path: an encoded name can hide behind any '%'.
+        if (query.Length < 2
+            || !(query.Contains('%') || Contains(query, AccessToken) || (!string.IsNullOrEmpty(alias) && Contains(query, alias))))
         {
             return query;
         }
@@ -27,7 +31,8 @@ internal static class QueryTokens
         {
             var eq = pair.IndexOf('=');
             var name = Decode(eq < 0 ? pair : pair[..eq]);
-            if (string.Equals(name, AccessToken, StringComparison.Ordinal) || (!string.IsNullOrEmpty(alias) && string.Equals(name, alias, StringComparison.Ordinal)))
+            if (string.Equals(name, AccessToken, StringComparison.OrdinalIgnoreCase)
+                || (!string.IsNullOrEmpty(alias) && string.Equals(name, alias, StringComparison.OrdinalIgnoreCase)))
             {
                 found.Add(KeyValuePair.Create(name, eq < 0 ? "" : Decode(pair[(eq + 1)..])));
                 removed = true;

@@ -44,6 +44,15 @@ public sealed partial class RelayAuthenticator
         }
 
         var queryTokens = TakeQueryTokens(context, auth);
+        if (queryTokens.Count > 0 && !auth.QueryToken)
+        {
+            // Relay took the parameter out of the URL before anything logged it, and forwards no credential in a URL;
+            // dropping it silently would leave the client with the upstream's puzzling "no API key".
+            Log.Rejected(_logger, route.RouteId, "query_token_not_accepted");
+            return AuthFailure.BadRequest(
+                "This route does not accept a credential in the query string; send it as Authorization: Bearer <key>.", "query_token_not_accepted");
+        }
+
         if (!TryGetPresentedCredential(context, ticket, queryTokens, out var credential, out var failure))
         {
             return failure;
@@ -156,24 +165,13 @@ public sealed partial class RelayAuthenticator
     }
 
     /// <summary>
-    /// The query tokens of this request, removed from the URL that is forwarded. On a route that does not accept
-    /// query tokens, the parameters go upstream as the client sent them (Relay does not interpret them there).
+    /// The query tokens of this request, removed from the URL that is forwarded, on every route: a credential never
+    /// goes upstream in a URL, where the upstream's access logs (and YARP's debug log of the upstream URL) would keep it.
     /// </summary>
     private static List<KeyValuePair<string, string>> TakeQueryTokens(HttpContext context, AuthOptions auth)
     {
         var request = context.Request;
-        var redacted = context.Features.Get<QueryCredentialFeature>();
-        if (!auth.QueryToken)
-        {
-            if (redacted is not null)
-            {
-                redacted.ForwardUnchanged = true;
-            }
-
-            return [];
-        }
-
-        var tokens = redacted?.Tokens ?? [];
+        var tokens = context.Features.Get<QueryCredentialFeature>()?.Tokens ?? [];
         // Without the server decorator (a host that registers its server after AddRelay), or for a route-level
         // alias, the tokens are still in the URL: take them out before YARP builds the upstream URL.
         var found = new List<KeyValuePair<string, string>>();

@@ -14,7 +14,15 @@ namespace Relay.Middleware.Auth;
 /// </summary>
 internal sealed class StreamTicketSigner
 {
+    /// <summary>The shortest signing key accepted: the HMAC-SHA256 block's worth of security needs 32 bytes.</summary>
+    public const int MinimumKeyBytes = 32;
+
     private const int IdBytes = 16;
+
+    // 32 random bytes hold about 30 distinct values; fewer than 16 happens by chance with a probability far
+    // below 2^-100, and is what a key of zeros, one repeated byte or a short repeated pattern looks like.
+    private const int MinimumDistinctBytes = 16;
+
     private readonly byte[] _key;
 
     public StreamTicketSigner(IOptions<RelayOptions> options)
@@ -23,6 +31,45 @@ internal sealed class StreamTicketSigner
         _key = options.Value.Tickets.SigningKey is { Length: > 0 } configured
             ? Convert.FromBase64String(configured)
             : RandomNumberGenerator.GetBytes(32);
+    }
+
+    /// <summary>
+    /// Whether a configured key is obviously not random: too few distinct byte values (all zeros, one byte or a short
+    /// pattern repeated) or a counting sequence (0, 1, 2, ...). Such a key starts fine and lets anyone sign tickets.
+    /// </summary>
+    public static bool LacksEntropy(ReadOnlySpan<byte> key)
+    {
+        if (key.Length < MinimumKeyBytes)
+        {
+            return true;
+        }
+
+        Span<bool> seen = stackalloc bool[256];
+        var distinct = 0;
+        foreach (var b in key)
+        {
+            if (!seen[b])
+            {
+                seen[b] = true;
+                distinct++;
+            }
+        }
+
+        if (distinct < MinimumDistinctBytes)
+        {
+            return true;
+        }
+
+        var step = (byte)(key[1] - key[0]);
+        for (var i = 2; i < key.Length; i++)
+        {
+            if ((byte)(key[i] - key[i - 1]) != step)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>A new random ticket id.</summary>

@@ -24,6 +24,9 @@ internal sealed partial class StreamTicketsMiddleware
     public const string StreamsPath = "/relay/v1/streams";
     private const string ChatCompletionsSuffix = "/chat/completions";
 
+    private static readonly AuthFailure Invalid = AuthFailure.Unauthorized("The stream ticket is not valid.", "invalid_ticket");
+    private static readonly AuthFailure Expired = AuthFailure.Unauthorized("The stream ticket has expired; request a new one.", "ticket_expired");
+
     private readonly RequestDelegate _next;
     private readonly IOptionsMonitor<RelayOptions> _options;
     private readonly StreamTicketSigner _signer;
@@ -93,30 +96,37 @@ internal sealed partial class StreamTicketsMiddleware
     {
         if (!_signer.TryVerify(token, out var id, out var routeId, out var expiresAt))
         {
-            Log.Refused(_logger, "invalid_ticket");
-            await AuthFailure.Unauthorized("The stream ticket is not valid.", "invalid_ticket").WriteAsync(context);
+            Log.Refused(_logger, Invalid.Code);
+            await Invalid.WriteAsync(context);
             return;
         }
 
         if (_time.GetUtcNow() >= expiresAt)
         {
-            Log.Refused(_logger, "ticket_expired");
-            await AuthFailure.Unauthorized("The stream ticket has expired; request a new one.", "ticket_expired").WriteAsync(context);
+            Log.Refused(_logger, Expired.Code);
+            await Expired.WriteAsync(context);
             return;
         }
 
-        var ticket = await _store.TryRedeemAsync(id, context.RequestAborted);
-        if (ticket is null)
+        var redemption = await _store.RedeemAsync(id, context.RequestAborted);
+        var ticket = redemption.Ticket;
+        var refusal = redemption.Status switch
         {
-            Log.Refused(_logger, "ticket_used");
-            await new AuthFailure(StatusCodes.Status410Gone, "The stream ticket was used already; a ticket starts one stream.", RelayErrorTypes.InvalidRequest, "ticket_used")
-                .WriteAsync(context);
-            return;
-        }
-
-        if (!string.Equals(ticket.RouteId ?? "", routeId, StringComparison.Ordinal))
+            TicketRedemptionStatus.AlreadyUsed => new AuthFailure(StatusCodes.Status410Gone,
+                "The stream ticket was used already; a ticket starts one stream.", RelayErrorTypes.InvalidRequest, "ticket_used"),
+            // The store's own expiry: the signed one above can be re-signed by whoever holds the key.
+            TicketRedemptionStatus.Expired => Expired,
+            // Never issued here, or lost in a restart: not "used", which would send a client looking for a stream it never had.
+            TicketRedemptionStatus.Unknown => Invalid,
+            _ when ticket is null || !string.Equals(ticket.RouteId ?? "", routeId, StringComparison.Ordinal) => Invalid,
+            _ when _time.GetUtcNow() >= ticket.ExpiresAt => Expired,
+            _ => null,
+        };
+        if (refusal is not null || ticket is null)
         {
-            await AuthFailure.Unauthorized("The stream ticket is not valid.", "invalid_ticket").WriteAsync(context);
+            refusal ??= Invalid;
+            Log.Refused(_logger, refusal.Code);
+            await refusal.WriteAsync(context);
             return;
         }
 

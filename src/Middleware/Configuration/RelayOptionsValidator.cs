@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Relay.Middleware.Auth;
 
 namespace Relay.Middleware.Configuration;
 
@@ -64,10 +65,23 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             failures.Add("Relay:Tickets:LifetimeSeconds must be positive.");
         }
 
-        if (options.Tickets.SigningKey is { Length: > 0 } signingKey
-            && (!Convert.TryFromBase64String(signingKey, new byte[signingKey.Length], out var keyBytes) || keyBytes < 32))
+        if (options.Tickets.SigningKey is { Length: > 0 } signingKey)
         {
-            failures.Add("Relay:Tickets:SigningKey must be base64 of at least 32 bytes (openssl rand -base64 32).");
+            var key = new byte[signingKey.Length];
+            if (!Convert.TryFromBase64String(signingKey, key, out var keyBytes) || keyBytes < StreamTicketSigner.MinimumKeyBytes)
+            {
+                failures.Add("Relay:Tickets:SigningKey must be base64 of at least 32 bytes (openssl rand -base64 32).");
+            }
+            else if (StreamTicketSigner.LacksEntropy(key.AsSpan(0, keyBytes)))
+            {
+                // Never echo the key: only what is wrong with it.
+                failures.Add("Relay:Tickets:SigningKey is not random (one byte repeated, a short pattern repeated, or a counting sequence): anyone could guess it and sign tickets. Generate one with openssl rand -base64 32.");
+            }
+        }
+
+        if (options.Cors is { PassUpstreamHeaders: true, AllowedOrigins.Length: > 0 })
+        {
+            failures.Add("Relay:Cors:PassUpstreamHeaders (the upstream owns CORS) cannot be combined with Relay:Cors:AllowedOrigins (Relay owns CORS).");
         }
 
         if (!options.Tickets.ChatCompletionsPath.StartsWith('/'))

@@ -9,8 +9,11 @@ namespace Relay.Middleware.Cors;
 
 /// <summary>
 /// ASP.NET Core's CORS middleware, with policies from Relay's per-route settings (<c>Relay:Cors:AllowedOrigins</c>,
-/// route metadata <c>Relay.Cors.AllowedOrigins.0</c>, ...): a route without allowed origins gets no CORS headers
-/// (browsers then refuse cross-origin reads). Named policies (a YARP route's own <c>CorsPolicy</c>) work as usual.
+/// route metadata <c>Relay.Cors.AllowedOrigins.0</c>, ...). Relay owns CORS on every route: a route without allowed
+/// origins gets a policy that allows no origin, so its preflights are answered here (204, no CORS headers: browsers
+/// then refuse the cross-origin call) and never reach the upstream. Only a route with <c>Cors:PassUpstreamHeaders</c>
+/// gets no policy: there the upstream answers preflights and its CORS headers pass. Named policies (a YARP route's
+/// own <c>CorsPolicy</c>) work as usual.
 /// </summary>
 internal sealed class RelayCorsPolicyProvider : ICorsPolicyProvider
 {
@@ -33,7 +36,7 @@ internal sealed class RelayCorsPolicyProvider : ICorsPolicyProvider
         }
 
         var cors = _settings.Get(route).Cors;
-        return Task.FromResult(cors.AllowedOrigins.Length == 0 ? null : _policies.GetValue(cors, Build));
+        return Task.FromResult(cors.PassUpstreamHeaders ? null : _policies.GetValue(cors, Build));
     }
 
     private static CorsPolicy Build(CrossOriginOptions options)
@@ -46,6 +49,7 @@ internal sealed class RelayCorsPolicyProvider : ICorsPolicyProvider
         }
         else
         {
+            // No origins (CORS off): every origin is refused, preflights included.
             builder.WithOrigins(options.AllowedOrigins);
         }
 

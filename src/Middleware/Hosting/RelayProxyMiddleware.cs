@@ -190,7 +190,16 @@ internal sealed partial class RelayProxyMiddleware
 
     private async Task WriteForwarderErrorAsync(HttpContext context, IForwarderErrorFeature error, StreamLifetime lifetime, bool asEvent)
     {
-        Log.ForwarderError(_logger, error.Error, lifetime.Reason, error.Exception?.GetType().Name);
+        if (lifetime.Reason == StreamEndReason.ClientCancelled)
+        {
+            // A client that goes away is normal traffic (a closed tab, an HTTP/2 reset), not a proxy failure.
+            Log.ForwarderClientCancelled(_logger, error.Error, error.Exception?.GetType().Name);
+        }
+        else
+        {
+            Log.ForwarderError(_logger, error.Error, lifetime.Reason, error.Exception?.GetType().Name);
+        }
+
         var (status, message, type, code) = lifetime.Reason switch
         {
             StreamEndReason.ClientCancelled => (0, "", "", null),
@@ -252,6 +261,9 @@ internal sealed partial class RelayProxyMiddleware
     {
         [LoggerMessage(300, LogLevel.Warning, "Forwarding failed before the response started: {Error} ({Reason}, {ExceptionType}).", EventName = "ForwarderError")]
         public static partial void ForwarderError(ILogger logger, ForwarderError error, StreamEndReason reason, string? exceptionType);
+
+        [LoggerMessage(302, LogLevel.Debug, "Forwarding stopped before the response started: the client went away ({Error}, {ExceptionType}).", EventName = "ForwarderClientCancelled")]
+        public static partial void ForwarderClientCancelled(ILogger logger, ForwarderError error, string? exceptionType);
 
         [LoggerMessage(301, LogLevel.Debug, "The request body could not be read: {ExceptionType}.", EventName = "RequestBodyFailed")]
         public static partial void RequestBodyFailed(ILogger logger, string exceptionType);

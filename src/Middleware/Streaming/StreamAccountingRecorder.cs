@@ -25,6 +25,9 @@ internal sealed partial class StreamAccountingRecorder
         _logger = logger;
     }
 
+    /// <summary>What the log line says for a count that is not known: a number when known, this word when not.</summary>
+    internal const string UnknownCount = "unknown";
+
     public void Record(HttpContext context, RelayRequestFeature? feature, StreamAccounting accounting, StreamLifetime lifetime)
     {
         var now = _time.GetTimestamp();
@@ -44,7 +47,8 @@ internal sealed partial class StreamAccountingRecorder
             EndReason = reason,
         };
 
-        Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens, record.CompletionTokensGenerated,
+        // A stream cut before the upstream's usage arrived has no prompt count: say so rather than print nothing.
+        Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens is { } known ? known : UnknownCount, record.CompletionTokensGenerated,
             record.CompletionTokensCounted, record.CompletionTokensDelivered, record.TimeToFirstToken?.TotalMilliseconds,
             record.Duration.TotalMilliseconds, record.EndReason);
 
@@ -136,7 +140,7 @@ internal sealed partial class StreamAccountingRecorder
         [LoggerMessage(100, LogLevel.Information,
             "Stream ended: route {Route}, upstream {Upstream}, model {Model}, prompt tokens {PromptTokens}, completion tokens generated {CompletionTokensGenerated} (counted: {CompletionTokensCounted}), delivered {CompletionTokensDelivered}, time to first token {TimeToFirstTokenMs} ms, duration {DurationMs} ms, end {EndReason}",
             EventName = "StreamEnded")]
-        public static partial void StreamEnded(ILogger logger, string? route, string? upstream, string? model, long? promptTokens,
+        public static partial void StreamEnded(ILogger logger, string? route, string? upstream, string? model, object promptTokens,
             long completionTokensGenerated, bool completionTokensCounted, long completionTokensDelivered, double? timeToFirstTokenMs,
             double durationMs, StreamEndReason endReason);
 

@@ -1,0 +1,61 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using Relay.IntegrationTests.Infrastructure;
+
+namespace Relay.IntegrationTests;
+
+/// <summary>Issue 11, item 13: a client that goes away is normal traffic; only real forwarding failures are warnings.</summary>
+public sealed class ForwardingLogTests
+{
+    private static readonly Dictionary<string, string?> DebugLogs = new() { ["Logging:LogLevel:Default"] = "Debug" };
+
+    [Fact]
+    public async Task AClientThatCancelsBeforeTheResponse_IsLoggedAtDebug_NotAsAWarning()
+    {
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = await ScriptedUpstream.StartAsync(async context =>
+        {
+            arrived.TrySetResult();
+            await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(static _ => { }, TaskScheduler.Default);
+        });
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, DebugLogs);
+        using var client = new HttpClient();
+        using var cancel = new CancellationTokenSource();
+        var send = client.SendAsync(SseRead.ChatRequest(relay.Url), HttpCompletionOption.ResponseHeadersRead, cancel.Token);
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send);
+
+        var logged = await WaitForLogAsync(relay, static r => r.Id.Name is "ForwarderClientCancelled" or "ForwarderError");
+        Assert.Equal(LogLevel.Debug, logged.Level);
+        Assert.DoesNotContain(relay.Logs.GetSnapshot(), static r => r.Level >= LogLevel.Warning && (r.Category ?? "").StartsWith("Relay", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Control_AnUnreachableUpstream_IsStillAWarning()
+    {
+        await using var relay = await InProcessRelay.StartAsync($"http://127.0.0.1:{FreePort.Next()}", DebugLogs);
+        using var client = new HttpClient();
+        using var response = await client.SendAsync(SseRead.ChatRequest(relay.Url));
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var logged = await WaitForLogAsync(relay, static r => r.Id.Name == "ForwarderError");
+        Assert.Equal(LogLevel.Warning, logged.Level);
+    }
+
+    /// <summary>Polls the captured logs (observed state, bounded) until a record matches.</summary>
+    internal static async Task<FakeLogRecord> WaitForLogAsync(InProcessRelay relay, Func<FakeLogRecord, bool> match)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            if (relay.Logs.GetSnapshot().FirstOrDefault(match) is { } record)
+            {
+                return record;
+            }
+
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no such log record: " + string.Join(" | ", relay.Logs.GetSnapshot().Select(r => r.Message)));
+            await Task.Delay(10);
+        }
+    }
+}
