@@ -44,6 +44,10 @@ internal sealed partial class StreamAccountingRecorder
             EndReason = reason,
         };
 
+        // The request's own copy: the WebSocket bridge reports these figures in response.done, so a client and the
+        // StreamEnded record never disagree about one response.
+        context.Features.Set(record);
+
         Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens, record.CompletionTokensGenerated,
             record.CompletionTokensCounted, record.CompletionTokensDelivered, record.TimeToFirstToken?.TotalMilliseconds,
             record.Duration.TotalMilliseconds, record.EndReason);
