@@ -254,7 +254,11 @@ internal sealed class CompletionEndpoint(
                         WriteContent(output, chunks, record, c, literal, unsent);
                     }
 
-                    chunks.WriteFinish(output, c, reply.FinishReason, MonotonicClock.NowMicroseconds());
+                    var finishedUs = MonotonicClock.NowMicroseconds();
+                    chunks.WriteFinish(output, c, reply.FinishReason, finishedUs);
+
+                    // The tokens of a character cut by the token limit are never sent; they end with the finish chunk.
+                    RecordEmitted(record, c, unsent, finishedUs);
                 }
 
                 await FlushAsync(output, record, aborted);
@@ -282,12 +286,18 @@ internal sealed class CompletionEndpoint(
     {
         var now = MonotonicClock.NowMicroseconds();
         chunks.WriteContent(output, choice, literal.WrittenSpan, now);
+
+        // Held tokens leave with the event that completes their character, so they share its time.
+        RecordEmitted(record, choice, unsent, now);
+    }
+
+    private static void RecordEmitted(MockRequestRecord record, int choice, int[] unsent, long emittedUs)
+    {
         lock (record.Gate)
         {
-            // Held tokens leave with the event that completes their character, so they share its time.
             for (var i = 0; i < unsent[choice]; i++)
             {
-                record.TokenEmitUs.Add(now);
+                record.TokenEmitUs.Add(emittedUs);
             }
         }
 

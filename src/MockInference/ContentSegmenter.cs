@@ -51,13 +51,12 @@ internal sealed class ContentSegmenter(TokenBoundaryMode mode)
             return false;
         }
 
-        // Only a reply cut by the token limit can end inside a character; send U+FFFD for the stub, as
-        // decoding the whole reply would.
-        var tail = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(_held.AsSpan(0, _heldCount)));
+        // Only a reply cut by the token limit can end inside a character. A real server stops at the token
+        // boundary and its detokenizer never completes the held bytes, so they are dropped: the client gets the
+        // last whole character, never a U+FFFD the model did not produce. (Raw-bytes mode sent the partial
+        // bytes as they came.) Surrogates mode may still owe the low half of the last whole character.
         _heldCount = 0;
-        return mode == TokenBoundaryMode.Hold
-            ? WriteHold(tail, literal)
-            : WriteSurrogates(tail, literal, final: true);
+        return mode == TokenBoundaryMode.Surrogates && WriteSurrogates([], literal, final: true);
     }
 
     private static bool WriteHold(ReadOnlySpan<byte> complete, IBufferWriter<byte> literal)

@@ -25,9 +25,9 @@ internal sealed class TokenizedReply
 
         Utf8 = utf8;
 
-        // A cut inside a character leaves an invalid tail; decoding replaces it with U+FFFD, exactly as the
-        // hold boundary mode does when it flushes at the end of a stream.
-        Text = Encoding.UTF8.GetString(utf8);
+        // A cut inside a character leaves the first bytes of it; the text ends at the last whole character, as
+        // the streamed content does in the hold and surrogates boundary modes.
+        Text = Encoding.UTF8.GetString(utf8, 0, ContentSegmenter.CompleteLength(utf8));
     }
 
     /// <summary>The raw bytes of each token, in order.</summary>

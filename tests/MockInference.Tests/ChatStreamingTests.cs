@@ -62,7 +62,11 @@ public sealed class ChatStreamingTests(MockServerFixture server) : IClassFixture
     {
         var body = JsonSerializer.Serialize(new
         {
-            model = "mock", stream = true, logprobs = true, top_logprobs = top, max_tokens = 12,
+            model = "mock",
+            stream = true,
+            logprobs = true,
+            top_logprobs = top,
+            max_tokens = 12,
             messages = new[] { new { role = "user", content = "Hello" } },
         });
         var (_, events) = await MockApi.StreamAsync(server.Client, MockApi.Post("/v1/chat/completions", body));
@@ -118,6 +122,23 @@ public sealed class ChatStreamingTests(MockServerFixture server) : IClassFixture
         Assert.Equal(message.GetProperty("content").GetString(), streamed);
         Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
         Assert.True(completion.GetProperty("usage").GetProperty("completion_tokens").GetInt32() >= 200);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(42)]
+    public async Task TextReply_WithoutLimit_IsWholeSentences_FirstEndAtOrPast200Tokens(int seed)
+    {
+        var knobs = new Dictionary<string, string> { ["x-mock-seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        using var response = await server.Client.SendAsync(MockApi.Chat(stream: false, knobs: knobs));
+        var completion = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        var choice = completion.GetProperty("choices")[0];
+        var tokens = completion.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+
+        // The README: "natural length (whole sentences, at least 200 tokens)"; the longest sentence is under 40 tokens.
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+        Assert.EndsWith(".", choice.GetProperty("message").GetProperty("content").GetString(), StringComparison.Ordinal);
+        Assert.InRange(tokens, 200, 240);
     }
 
     [Fact]

@@ -67,6 +67,86 @@ public sealed class TokenBoundaryTests(MockServerFixture server) : IClassFixture
         Assert.Equal(Encoding.UTF8.GetBytes(await ReferenceTextAsync()), all);
     }
 
+    // Seeds whose reply, cut at 300 tokens, ends inside a 4-byte character (the token limit falls between the
+    // tokens of one emoji).
+    [Theory]
+    [InlineData("hold", 11)]
+    [InlineData("hold", 2024)]
+    [InlineData("surrogates", 11)]
+    [InlineData("surrogates", 2024)]
+    public async Task MaxTokensCutInsideACharacter_LastContentIsTheLastWholeCharacter_NoReplacementCharacter(string boundary, int seed)
+    {
+        var knobs = new Dictionary<string, string>
+        {
+            ["x-mock-token-boundary"] = boundary,
+            ["x-mock-seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["x-mock-max-tokens"] = "300",
+        };
+        var (response, events) = await MockApi.StreamAsync(server.Client, MockApi.Chat(includeUsage: true, knobs: knobs));
+        var rawBytes = await RawBytesAsync(knobs);
+        Assert.False(IsValidUtf8(rawBytes), "the token limit cuts a character (precondition of this case)");
+
+        var literals = events.Select(e => ContentLiteral.Raw(e.Data)).OfType<byte[]>().Select(Encoding.UTF8.GetString).ToList();
+        Assert.DoesNotContain(literals, l => l.Contains("\\ufffd", StringComparison.OrdinalIgnoreCase) || l.Contains('\uFFFD'));
+        var joined = JsonSerializer.Deserialize<string>("\"" + string.Concat(literals) + "\"")!;
+        var wholeCharacters = Encoding.UTF8.GetString(rawBytes, 0, LastCharacterBoundary(rawBytes));
+        Assert.Equal(wholeCharacters, joined);
+
+        // The tokens of the cut character were generated (and are billed), as on a real server.
+        Assert.Equal("length", events[^3].Json.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.Equal(300, events[^2].Json.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        var record = await MockApi.GetRecordAsync(server.Client, response.Headers.GetValues("x-mock-request-id").Single());
+        Assert.Equal(300, record.GetProperty("token_emit_us").GetArrayLength());
+
+        // Not streamed, the content is the same whole characters.
+        Assert.Equal(wholeCharacters, await NonStreamedTextAsync(knobs));
+    }
+
+    [Theory]
+    [InlineData(11)]
+    [InlineData(2024)]
+    public async Task RawBytes_MaxTokensCutInsideACharacter_SendsThePartialBytes(int seed)
+    {
+        var knobs = new Dictionary<string, string>
+        {
+            ["x-mock-seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["x-mock-max-tokens"] = "300",
+        };
+        var bytes = await RawBytesAsync(knobs);
+
+        Assert.False(IsValidUtf8(bytes), "the last event carries the first bytes of the cut character");
+        Assert.True(LastCharacterBoundary(bytes) < bytes.Length);
+        Assert.StartsWith(await NonStreamedTextAsync(knobs), Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+    }
+
+    private async Task<byte[]> RawBytesAsync(Dictionary<string, string> knobs)
+    {
+        var raw = new Dictionary<string, string>(knobs) { ["x-mock-token-boundary"] = "raw-bytes" };
+        var (_, events) = await MockApi.StreamAsync(server.Client, MockApi.Chat(knobs: raw));
+        return events.Select(e => ContentLiteral.Raw(e.Data)).OfType<byte[]>().SelectMany(ContentLiteral.UnescapeToBytes).ToArray();
+    }
+
+    private async Task<string> NonStreamedTextAsync(Dictionary<string, string> knobs)
+    {
+        using var response = await server.Client.SendAsync(MockApi.Chat(stream: false, knobs: knobs));
+        var completion = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        return completion.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+    }
+
+    /// <summary>The length of the longest prefix of whole UTF-8 characters.</summary>
+    private static int LastCharacterBoundary(byte[] utf8)
+    {
+        for (var length = utf8.Length; length > 0; length--)
+        {
+            if (IsValidUtf8(utf8[..length]))
+            {
+                return length;
+            }
+        }
+
+        return 0;
+    }
+
     private static bool IsValidUtf8(byte[] bytes)
     {
         try

@@ -47,6 +47,10 @@ internal sealed partial class StreamAccountingRecorder
             EndReason = reason,
         };
 
+        // The request's own copy: the WebSocket bridge reports these figures in response.done, so a client and the
+        // StreamEnded record never disagree about one response.
+        context.Features.Set(record);
+
         // A stream cut before the upstream's usage arrived has no prompt count: say so rather than print nothing.
         Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens is { } known ? known : UnknownCount, record.CompletionTokensGenerated,
             record.CompletionTokensCounted, record.CompletionTokensDelivered, record.TimeToFirstToken?.TotalMilliseconds,

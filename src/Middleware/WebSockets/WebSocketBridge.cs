@@ -4,7 +4,6 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
-using Relay.Middleware.Errors;
 
 namespace Relay.Middleware.WebSockets;
 
@@ -53,8 +52,8 @@ internal sealed class WebSocketBridge
 
         if (!WebSocketHandshake.IsWebSocketRequest(context))
         {
-            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status426UpgradeRequired,
-                "This endpoint is a WebSocket: connect with a WebSocket client (see docs/websocket-protocol.md).", RelayErrorTypes.InvalidRequest, "websocket_required");
+            await WebSocketHandshake.WriteUpgradeRequiredAsync(context,
+                "This endpoint is a WebSocket: connect with a WebSocket client (see docs/websocket-protocol.md).", "websocket_required");
             return;
         }
 

@@ -46,9 +46,7 @@ internal static class WebSocketHandshake
         // "The |Sec-WebSocket-Version| header field ... MUST be 13"; otherwise 426 with the versions supported.
         if (!string.Equals(request.Headers.SecWebSocketVersion, "13", StringComparison.Ordinal))
         {
-            headers.SecWebSocketVersion = "13";
-            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status426UpgradeRequired,
-                "Only WebSocket version 13 is supported.", RelayErrorTypes.InvalidRequest, "unsupported_websocket_version");
+            await WriteUpgradeRequiredAsync(context, "Only WebSocket version 13 is supported.", "unsupported_websocket_version");
             return (null, null);
         }
 
@@ -84,6 +82,34 @@ internal static class WebSocketHandshake
 
         var upgrade = context.Features.GetRequiredFeature<IHttpUpgradeFeature>();
         return (await upgrade.UpgradeAsync(), protocol);
+    }
+
+    /// <summary>
+    /// A 426 with an OpenAI-style error that names the protocol to upgrade to. RFC 9110 section 15.5.22: "The server
+    /// MUST send an Upgrade header field in a 426 response to indicate the required protocol(s)", and section 7.8: "A
+    /// sender of Upgrade MUST also send an "Upgrade" connection option in the Connection header field". HTTP/2 and
+    /// HTTP/3 have no Upgrade (RFC 9113 section 8.6) and forbid connection-specific fields: there the 426 carries only
+    /// <c>Sec-WebSocket-Version</c>, which RFC 6455 section 4.4 asks for (the server sends "an appropriate HTTP error
+    /// code (such as 426 Upgrade Required) and a |Sec-WebSocket-Version| header field indicating the version(s) the
+    /// server is capable of understanding").
+    /// </summary>
+    public static Task WriteUpgradeRequiredAsync(HttpContext context, string message, string code)
+    {
+        // The error writer clears the response's headers first: add ours as the headers go out.
+        context.Response.OnStarting(static state =>
+        {
+            var http = (HttpContext)state;
+            var headers = http.Response.Headers;
+            headers.SecWebSocketVersion = "13";
+            if (!HttpProtocol.IsHttp2(http.Request.Protocol) && !HttpProtocol.IsHttp3(http.Request.Protocol))
+            {
+                headers.Upgrade = "websocket";
+                headers.Connection = "Upgrade";
+            }
+
+            return Task.CompletedTask;
+        }, context);
+        return OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status426UpgradeRequired, message, RelayErrorTypes.InvalidRequest, code);
     }
 
     /// <summary>RFC 6455 section 4.2.2: base64(SHA-1(key + GUID)).</summary>

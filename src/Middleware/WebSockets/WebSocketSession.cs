@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Relay.Middleware.Accounting;
 using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
@@ -157,13 +158,17 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         using (document)
         {
             var root = document.RootElement;
+
+            // Read first, so that the error a malformed message causes names it too (docs/websocket-protocol.md).
+            var eventId = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("event_id", out var e) && e.ValueKind == JsonValueKind.String
+                ? e.GetString()
+                : null;
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
             {
-                await SendErrorAsync(null, null, "A message must be a JSON object with a string \"type\".", RelayErrorTypes.InvalidRequest, "invalid_message", "type");
+                await SendErrorAsync(eventId, null, "A message must be a JSON object with a string \"type\".", RelayErrorTypes.InvalidRequest, "invalid_message", "type");
                 return;
             }
 
-            var eventId = root.TryGetProperty("event_id", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
             switch (typeElement.GetString())
             {
                 case "response.create":
@@ -564,7 +569,9 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         var feature = response.Context.Features.Get<RelayRequestFeature>();
         var reason = feature?.Lifetime.Reason ?? StreamEndReason.None;
-        var accounting = feature?.Accounting;
+        // The figures of the response's StreamEnded record, so response.done and the accounting agree (none when
+        // no event stream was relayed: an error response).
+        var usage = response.Context.Features.Get<StreamUsageRecord>();
         var httpStatus = response.Context.Response.StatusCode;
         var (status, detail) = response.End switch
         {
@@ -616,12 +623,12 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
             w.WriteString("output_text", response.Text.WrittenSpan);
             w.WriteStartObject("usage");
-            WriteNullable(w, "prompt_tokens", accounting?.PromptTokens);
-            var completion = accounting?.CompletionTokens ?? accounting?.UpstreamContentEvents ?? 0;
+            WriteNullable(w, "prompt_tokens", usage?.PromptTokens);
+            var completion = usage?.CompletionTokensGenerated ?? 0;
             w.WriteNumber("completion_tokens", completion);
-            WriteNullable(w, "total_tokens", accounting?.PromptTokens + completion);
-            w.WriteNumber("completion_tokens_delivered", accounting?.DeliveredContentEvents ?? 0);
-            w.WriteBoolean("completion_tokens_counted", accounting?.CompletionTokens is null);
+            WriteNullable(w, "total_tokens", usage?.PromptTokens + completion);
+            w.WriteNumber("completion_tokens_delivered", usage?.CompletionTokensDelivered ?? 0);
+            w.WriteBoolean("completion_tokens_counted", usage?.CompletionTokensCounted ?? true);
             w.WriteEndObject();
             w.WriteStartObject("upstream");
             w.WriteNumber("status", httpStatus);

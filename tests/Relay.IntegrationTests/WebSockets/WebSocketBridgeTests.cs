@@ -17,12 +17,16 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
 
     internal static Dictionary<string, string> Fast(int tokens = 30) => new()
     {
-        ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = tokens.ToString(),
+        ["x-mock-tokens-per-second"] = "0",
+        ["x-mock-ttft-ms"] = "0",
+        ["x-mock-max-tokens"] = tokens.ToString(),
     };
 
     internal static Dictionary<string, string> Slow(int ttftMs = 0) => new()
     {
-        ["x-mock-tokens-per-second"] = "20", ["x-mock-ttft-ms"] = ttftMs.ToString(), ["x-mock-max-tokens"] = SlowTotalTokens.ToString(),
+        ["x-mock-tokens-per-second"] = "20",
+        ["x-mock-ttft-ms"] = ttftMs.ToString(),
+        ["x-mock-max-tokens"] = SlowTotalTokens.ToString(),
     };
 
     [Theory]
@@ -268,9 +272,59 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
     }
 
     [Fact]
-    public async Task PlainRequestToTheWebSocketPath_Gets426()
+    public async Task MalformedMessageWithEventId_TheErrorEchoesIt()
+    {
+        await using var client = await BridgeClient.ConnectAsync(Relay.Url, Fast(5));
+        await client.ReceiveAsync();
+        foreach (var (raw, eventId) in new[] { ("{\"event_id\":\"e3\"}", "e3"), ("{\"type\":42,\"event_id\":\"e4\"}", "e4"), ("{\"type\":null,\"event_id\":\"e5\"}", "e5") })
+        {
+            await client.SendRawAsync(raw);
+            var error = await client.ReceiveAsync();
+            Assert.Equal("error", error!.Type);
+            Assert.Equal("invalid_message", error.Json.GetProperty("error").GetProperty("code").GetString());
+            Assert.Equal(eventId, error.Json.GetProperty("event_id").GetString());
+        }
+
+        // Control: a message that is not an object has no event_id to echo.
+        await client.SendRawAsync("[{\"event_id\":\"e6\"}]");
+        var control = await client.ReceiveAsync();
+        Assert.Equal("invalid_message", control!.Json.GetProperty("error").GetProperty("code").GetString());
+        Assert.False(control.Json.TryGetProperty("event_id", out _));
+    }
+
+    [Fact]
+    public async Task PlainRequestToTheWebSocketPath_Gets426_NamingWebSocketInUpgrade()
     {
         var response = await Client.GetAsync($"{Relay.Url}/v1/chat/ws");
+
+        // RFC 9110 section 15.5.22: a 426 MUST carry Upgrade; section 7.8: Upgrade comes with Connection: upgrade.
+        Assert.Equal(["websocket"], response.Headers.Upgrade.Select(p => p.ToString()));
+        Assert.Contains("Upgrade", response.Headers.Connection, StringComparer.OrdinalIgnoreCase);
+        Assert.Equal("13", response.Headers.GetValues("Sec-WebSocket-Version").Single());
         await ErrorTests.AssertErrorAsync(response, 426, "invalid_request_error", "websocket_required");
+    }
+
+    [Fact]
+    public async Task HandshakeWithAnotherVersion_Gets426_WithTheSupportedVersionAndUpgrade()
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, new Uri(Relay.Url).Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            "GET /v1/chat/ws HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"));
+        using var reader = new StreamReader(stream, Encoding.ASCII);
+        var head = new List<string>();
+        while (await reader.ReadLineAsync() is { Length: > 0 } line)
+        {
+            head.Add(line);
+        }
+
+        Assert.Equal("HTTP/1.1 426 Upgrade Required", head[0]);
+
+        // RFC 6455 section 4.4: the versions the server understands; without it a client cannot retry.
+        Assert.Contains("Sec-WebSocket-Version: 13", head);
+        Assert.Contains("Upgrade: websocket", head);
+        Assert.Contains("Connection: Upgrade", head);
     }
 }

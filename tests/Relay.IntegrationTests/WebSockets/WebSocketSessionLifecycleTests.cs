@@ -74,7 +74,8 @@ public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
     {
         await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
         {
-            ["Relay:WebSocket:KeepAliveIntervalSeconds"] = "0.2", ["Relay:WebSocket:KeepAliveTimeoutSeconds"] = "0.5",
+            ["Relay:WebSocket:KeepAliveIntervalSeconds"] = "0.2",
+            ["Relay:WebSocket:KeepAliveTimeoutSeconds"] = "0.5",
         });
         var (socket, head) = await RawWebSocket.ConnectAsync(relay.Url, extraHeaders: "x-mock-tokens-per-second: 5\r\nx-mock-ttft-ms: 0\r\nx-mock-max-tokens: 200\r\n");
         await using var owned = socket;
