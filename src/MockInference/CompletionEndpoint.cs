@@ -110,12 +110,22 @@ internal sealed class CompletionEndpoint(
             return;
         }
 
+        var structured = StructuredReply.TryCreate(context.Request.Headers, knobs, body.Value, replyFactory, out badHeader);
+        if (badHeader is not null)
+        {
+            MockInferenceLog.BadRequest(logger, record.Id, badHeader);
+            await OpenAiErrors.WriteAsync(context, record, StatusCodes.Status400BadRequest,
+                $"Invalid value for header '{badHeader}'.", OpenAiErrors.InvalidRequest, "invalid_mock_header", badHeader);
+            return;
+        }
+
         var limit = knobs.MaxTokens ?? request.MaxTokens;
         var choices = new TokenizedReply[request.N];
         for (var c = 0; c < choices.Length; c++)
         {
             // Each choice gets its own seed so n > 1 gives different replies, as sampling would.
-            choices[c] = replyFactory.Build(knobs.Reply, unchecked(knobs.Seed + c), limit, request.EchoText);
+            choices[c] = structured?.Build(unchecked(knobs.Seed + c), limit)
+                ?? replyFactory.Build(knobs.Reply, unchecked(knobs.Seed + c), limit, request.EchoText);
         }
 
         var schedule = new TokenSchedule(timeProvider, startTimestamp, knobs);

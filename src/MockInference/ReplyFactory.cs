@@ -42,7 +42,7 @@ internal sealed class ReplyFactory(MockTokenizer tokenizer)
         return reply;
     }
 
-    private TokenizedReply Tokenize(string text, int? limit)
+    internal TokenizedReply Tokenize(string text, int? limit)
     {
         var ids = tokenizer.Encode(text);
         var count = limit is int max && max < ids.Count ? max : ids.Count;
