@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs the load benchmark's third-party targets where missing: nginx, HAProxy and Caddy (Debian packages),
-# and Portkey's AI gateway (npm @portkey-ai/gateway, into bench/.tools/portkey). A target that cannot be
-# installed is skipped by the benchmark with a printed reason; this script never fails for an optional one.
+# Installs what the load benchmark needs where missing: h2load (Debian nghttp2-client: the background load,
+# required), dotnet-counters (a dotnet tool: runtime counters, optional), and the third-party targets nginx,
+# HAProxy and Caddy (Debian packages) and Portkey's AI gateway (npm @portkey-ai/gateway, into bench/.tools/portkey).
+# A target that cannot be installed is skipped by the benchmark with a printed reason; this script never fails
+# for an optional one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 for pkg in nginx haproxy caddy; do
   command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || need_apt+=("$pkg")
 done
@@ -18,6 +21,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   else
     echo "!! missing ${need_apt[*]} (needs root and apt-get); the benchmark skips them"
   fi
+fi
+
+if [ ! -x "$HOME/.dotnet/tools/dotnet-counters" ]; then
+  echo "== dotnet tool install -g dotnet-counters"
+  dotnet tool install -g dotnet-counters >/dev/null || echo "!! could not install dotnet-counters; runtime counters are not reported"
 fi
 
 portkey=bench/.tools/portkey

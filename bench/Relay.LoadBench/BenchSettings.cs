@@ -9,14 +9,10 @@ internal sealed record BenchSettings
 {
     public required string Mode { get; init; }
 
-    /// <summary>Concurrent streams of the streaming scenarios.</summary>
-    public required int[] Concurrency { get; init; }
+    /// <summary>The streaming scenarios, in order; each runs on every target.</summary>
+    public required LoadScenario[] Scenarios { get; init; }
 
-    /// <summary>Runs of each streaming scenario; the report takes the median.</summary>
-    public required int Runs { get; init; }
-
-    public required int ReplyTokens { get; init; }
-
+    /// <summary>Streams of the memory scenario's idle streams and of the cancellation storm run at this rate.</summary>
     public int TokensPerSecond { get; init; } = 20;
 
     /// <summary>Time to first token MockInference waits before the first event.</summary>
@@ -44,32 +40,39 @@ internal sealed record BenchSettings
     public static BenchSettings Quick { get; } = new()
     {
         Mode = "quick",
-        Concurrency = [100, 500],
-        Runs = 1,
-        ReplyTokens = 20,
-        IdleStreams = 500,
-        Cancellations = 100,
-        StalledStreams = 100,
-        CancelRampSeconds = 1,
-        AbortMaxEvents = 10,
+        Scenarios =
+        [
+            new("300x50", 300, 50, 40) { RequestsPerClient = 1, Probes = 4 },
+            new("cadence-100", 30, 100, 60) { RequestsPerClient = 1, WarmupPasses = 0, Probes = 4, Cadence = true },
+        ],
+        IdleStreams = 300,
+        Cancellations = 60,
+        StalledStreams = 0,
+        CancelRampSeconds = 0.5,
+        AbortMaxEvents = 5,
         MemorySamples = 4,
-        WarmupStreams = 100,
-        Scaling = "Quick mode: 100 and 500 streams with 20-token replies, one run each; 500 idle streams; 100 cancellations; 100 stalled readers. A smoke run, not figures to quote.",
+        WarmupStreams = 30,
+        Scaling = "Quick mode: 300 streams at 50 tokens/s with 40-token replies (one warm-up pass, one measured pass), cadence at 100 tokens/s, 300 idle streams, 60 cancellations, no stalled readers. A smoke run, not figures to quote.",
     };
 
-    // Every stream scenario of the full run costs reply/20 s per run: 9 runs per target at 1,000 tokens would be
-    // 7.5 minutes per target, so replies are 120 tokens (6 s). Per-event and per-token figures do not depend on
-    // the reply length. Idle streams: the container's hard limit of 20,000 open files per process (it cannot be
-    // raised here) must hold two sockets per stream in the proxy, so 9,000 instead of 10,000.
+    // Replies are short enough that every scenario fits the 20-minute budget for five targets; per-event and
+    // per-token figures do not depend on the reply length. Idle streams: the container's hard limit of 20,000
+    // open files per process must hold two sockets per stream in the proxy, so 9,000 instead of 10,000.
     public static BenchSettings Full { get; } = new()
     {
         Mode = "full",
-        Concurrency = [100, 1000, 5000],
-        Runs = 3,
-        ReplyTokens = 120,
+        Scenarios =
+        [
+            new("300x50", 300, 50, 100) { RequestsPerClient = 3, WarmupPasses = 2, Probes = 8 },
+            new("1000x20", 1000, 20, 60) { RequestsPerClient = 2, WarmupPasses = 1, Probes = 8, ConnectRate = 1000 },
+            new("100x200", 100, 200, 400) { RequestsPerClient = 3, WarmupPasses = 1, Probes = 8 },
+            new("cadence-50", 50, 50, 100) { RequestsPerClient = 2, WarmupPasses = 0, Probes = 8, Cadence = true },
+            new("cadence-100", 50, 100, 200) { RequestsPerClient = 2, WarmupPasses = 0, Probes = 8, Cadence = true },
+            new("cadence-1000", 50, 1000, 1000) { RequestsPerClient = 2, WarmupPasses = 0, Probes = 8, Cadence = true },
+        ],
         IdleStreams = 9000,
         Cancellations = 1000,
         StalledStreams = 1000,
-        Scaling = "Replies are 120 tokens instead of 1,000 (6 s per stream at 20 tokens/s) so that 3 runs of 3 sizes for 6 targets fit in 20 minutes; per-event and per-token figures do not depend on the reply length. The idle scenario holds 9,000 streams instead of 10,000: a proxy needs two sockets per stream and this container's hard open-file limit is 20,000 per process (not raisable here).",
+        Scaling = "Replies of 60 to 1,000 tokens (1 to 3 s per stream) so that every scenario fits 20 minutes for five targets; per-event and per-token figures do not depend on the reply length. The idle scenario holds 9,000 streams instead of 10,000: a proxy needs two sockets per stream and this container's hard open-file limit is 20,000 per process (not raisable here).",
     };
 }

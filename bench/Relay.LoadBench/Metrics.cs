@@ -1,28 +1,55 @@
 namespace Relay.LoadBench;
 
 /// <summary>
-/// One run of a streaming scenario through one target. Latencies in microseconds. <see cref="GeneratorCoreShare"/>:
-/// CPU of the load generator and MockInference over the run divided by its wall time (1.0 = their core was full,
-/// and latencies include their queueing).
+/// The measured pass of one streaming scenario through one target. Latencies (microseconds) are the probes' own:
+/// receive time minus the <c>mock_emitted_us</c> in the event (a coalesced event: its oldest token), and time to
+/// first token from request start; each target's distribution stands on its own, direct's is printed beside it.
+/// CPU: the proxy's process tree over the measured pass, which comes after <see cref="LoadScenario.WarmupPasses"/>
+/// passes of the same load. <see cref="GeneratorCoreBusy"/>: how busy the generator's core was (every process on
+/// it); over 0.8 the latency figures are marked invalid.
 /// </summary>
-internal sealed record StreamMetrics(
+internal sealed record LoadMetrics(
     string Target,
+    string Scenario,
     int Streams,
-    int Run,
+    int TokensPerSecond,
+    int ProbeEvents,
     double LatencyP50Us,
+    double LatencyP90Us,
     double LatencyP99Us,
     double LatencyMaxUs,
     double TtftP50Us,
+    double TtftP99Us,
+    double EventsPerToken,
+    double PassSeconds,
+    long Tokens,
     double CpuSeconds,
-    long UpstreamTokens,
     double CpuPerMillionTokens,
     double PeakRssMiB,
-    double PeakKiBPerStream,
-    double SteadyKiBPerStream,
-    double EventsPerToken,
-    double BytesPerToken,
-    int Errors,
-    double GeneratorCoreShare);
+    double GeneratorCpuShare,
+    double H2LoadCpuShare,
+    double GeneratorCoreBusy,
+    double ProxyCoreBusy,
+    int Errors)
+{
+    /// <summary>When the last warm-up pass and the measured pass ran (local time: dotnet-counters' clock).</summary>
+    public (DateTime Start, DateTime End)? WarmupWindow { get; init; }
+
+    public (DateTime Start, DateTime End) Window { get; init; }
+
+    /// <summary>Runtime counters over the last warm-up pass (null: none, or not a .NET target).</summary>
+    public RuntimeCounters.Totals? WarmupCounters { get; init; }
+
+    /// <summary>Runtime counters over the measured pass.</summary>
+    public RuntimeCounters.Totals? Counters { get; init; }
+
+    public bool LatencyValid => !(GeneratorCoreBusy > 0.8);
+
+    /// <summary>JIT time in the measured pass as a share of the proxy's CPU in it (NaN without counters).</summary>
+    public double JitShare => Counters is { } c && CpuSeconds > 0 ? c.JitSeconds / CpuSeconds : double.NaN;
+
+    public double AllocatedBytesPerToken => Counters is { } c && Tokens > 0 ? c.AllocatedBytes / Tokens : double.NaN;
+}
 
 /// <summary>A cancellation storm: MockInference's observed abort time minus the client's abort time.</summary>
 internal sealed record CancelMetrics(string Target, string Protocol, int Streams, int Measured, double P50Us, double P99Us, double MaxUs, int Errors);
@@ -41,7 +68,10 @@ internal sealed class BenchResults
 
     public required string Scaling { get; init; }
 
-    public List<StreamMetrics> Streams { get; } = [];
+    public List<LoadMetrics> Loads { get; } = [];
+
+    /// <summary>Each load scenario's description, for the report's headings.</summary>
+    public Dictionary<string, string> ScenarioTitles { get; } = [];
 
     public List<CancelMetrics> Cancellations { get; } = [];
 

@@ -5,39 +5,39 @@ namespace Relay.LoadBench;
 /// <summary>The report's PNG plots (ScottPlot).</summary>
 internal static class Plots
 {
-    /// <summary>Added latency p50 and p99 against concurrency, one line pair per target.</summary>
+    /// <summary>Each target's own event latency p50 and p99 (probes) per scenario, one line pair per target, direct included.</summary>
     public static void Latency(BenchResults r, string path)
     {
         var plot = new Plot();
-        var sizes = r.Streams.Select(m => m.Streams).Distinct().Order().ToArray();
+        var sizes = r.Loads.Select(m => m.Scenario).Distinct().ToArray();
         var xs = Enumerable.Range(0, sizes.Length).Select(i => (double)i).ToArray();
         var palette = new ScottPlot.Palettes.Category10();
         var index = 0;
-        foreach (var target in r.Targets.Where(t => t != "direct"))
+        foreach (var target in r.Targets)
         {
             var color = palette.GetColor(index++);
-            var p99 = plot.Add.Scatter(xs, sizes.Select(s => Report.Added(r, target, s, m => m.LatencyP99Us) / 1000).ToArray());
+            var p99 = plot.Add.Scatter(xs, sizes.Select(s => Report.Figure(r, target, s, m => m.LatencyP99Us) / 1000).ToArray());
             p99.LegendText = target + " p99";
             p99.Color = color;
-            var p50 = plot.Add.Scatter(xs, sizes.Select(s => Report.Added(r, target, s, m => m.LatencyP50Us) / 1000).ToArray());
+            var p50 = plot.Add.Scatter(xs, sizes.Select(s => Report.Figure(r, target, s, m => m.LatencyP50Us) / 1000).ToArray());
             p50.LegendText = target + " p50";
             p50.Color = color;
             p50.LinePattern = LinePattern.Dashed;
         }
 
-        plot.Axes.Bottom.SetTicks(xs, sizes.Select(s => s.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)).ToArray());
-        plot.XLabel("concurrent streams");
-        plot.YLabel("added latency per event, ms (vs direct)");
-        plot.Title($"Added latency, {r.Date} ({r.Mode})");
+        plot.Axes.Bottom.SetTicks(xs, sizes);
+        plot.XLabel("scenario");
+        plot.YLabel("event latency (receive minus mock_emitted_us), ms");
+        plot.Title($"Event latency per target (probes), {r.Date} ({r.Mode})");
         plot.ShowLegend(Alignment.UpperLeft);
         plot.SavePng(path, 1000, 600);
     }
 
-    /// <summary>CPU seconds per million upstream tokens, one bar group per target, one bar per concurrency.</summary>
+    /// <summary>CPU seconds per million upstream tokens, one bar group per target, one bar per scenario.</summary>
     public static void Cpu(BenchResults r, string path)
     {
         var plot = new Plot();
-        var sizes = r.Streams.Select(m => m.Streams).Distinct().Order().ToArray();
+        var sizes = r.Loads.Select(m => m.Scenario).Distinct().ToArray();
         var targets = r.Targets.Where(t => t != "direct").ToArray();
         var palette = new ScottPlot.Palettes.Category10();
         var bars = new List<Bar>();
@@ -45,7 +45,7 @@ internal static class Plots
         {
             for (var s = 0; s < sizes.Length; s++)
             {
-                var value = Report.Median(r, targets[t], sizes[s], m => m.CpuPerMillionTokens);
+                var value = Report.Figure(r, targets[t], sizes[s], m => m.CpuPerMillionTokens);
                 bars.Add(new Bar
                 {
                     Position = t * (sizes.Length + 1) + s,
@@ -61,7 +61,7 @@ internal static class Plots
             targets);
         for (var s = 0; s < sizes.Length; s++)
         {
-            plot.Legend.ManualItems.Add(new LegendItem { LabelText = $"{sizes[s]:N0} streams", FillColor = palette.GetColor(s) });
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = sizes[s], FillColor = palette.GetColor(s) });
         }
 
         plot.YLabel("CPU seconds per million upstream tokens");

@@ -55,6 +55,18 @@ internal static class ProcStat
         return new Sample(cpu, rss);
     }
 
+    /// <summary>CPU time of this process's children that have exited and been waited for (cutime + cstime).</summary>
+    public static double ReapedChildrenCpuSeconds()
+    {
+        if (!TryReadFields(Environment.ProcessId, out var f))
+        {
+            return double.NaN;
+        }
+
+        // [13] cutime, [14] cstime.
+        return (long.Parse(f[13], CultureInfo.InvariantCulture) + long.Parse(f[14], CultureInfo.InvariantCulture)) / TicksPerSecond;
+    }
+
     private static bool TryReadFields(int pid, out string[] fields)
     {
         try

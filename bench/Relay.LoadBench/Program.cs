@@ -2,12 +2,22 @@ using System.Diagnostics;
 using System.Globalization;
 using Relay.LoadBench;
 
-// The side-by-side load benchmark (issue 7; cancellation and stalled-reader memory of issue 4). Started by
+// The side-by-side load benchmark (issues 7 and 12; cancellation and stalled-reader memory of issue 4). Started by
 // bench/run.sh, which builds everything in Release and pins this process to core 1:
-//   Relay.LoadBench --quick | --full [--targets a,b,...] [--no-report]
+//   Relay.LoadBench --quick | --full [--targets a,b,...] [--scenarios 300x50,cancel,idle,stalled,...]
+//                   [--relay-variants "name:VAR=value VAR2=value;name2:..."] [--no-report]
 // Exit code 1 when any target produced errors or wrong content.
 var settings = args.Contains("--full") ? BenchSettings.Full : BenchSettings.Quick;
 var only = ArgValue("--targets")?.Split(',', StringSplitOptions.RemoveEmptyEntries);
+var scenarioFilter = ArgValue("--scenarios")?.Split(',', StringSplitOptions.RemoveEmptyEntries);
+bool Runs(string scenario) => scenarioFilter is null || scenarioFilter.Contains(scenario);
+settings = settings with { Scenarios = [.. settings.Scenarios.Where(s => Runs(s.Name))] };
+var variants = RelayTarget.Variants(ArgValue("--relay-variants"));
+if (H2Load.Binary is null)
+{
+    Console.Error.WriteLine("h2load is not installed (Debian: apt-get install nghttp2-client; bench/setup.sh installs it)");
+    return 2;
+}
 var writeReport = !args.Contains("--no-report");
 var repoRoot = FindRepoRoot();
 var date = DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
@@ -40,10 +50,17 @@ var results = new BenchResults
     Machine = $"{File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal))} cores ({CpuModel()}), .NET {Environment.Version}, shared with other builds",
     Scaling = settings.Scaling,
 };
+foreach (var scenario in settings.Scenarios)
+{
+    results.ScenarioTitles[scenario.Name] = scenario.Title;
+}
+
 var runner = new Runner(settings, paths, results);
 await runner.LoadExpectedAsync(Target.All[0]);
 
-foreach (var target in Target.All.Where(t => only is null || only.Contains(t.Name) || t is DirectTarget))
+Console.WriteLine(RuntimeCounters.Available ? "Runtime counters: dotnet-counters." : "Runtime counters: dotnet-counters not found (dotnet tool install -g dotnet-counters); JIT/GC settling is not reported.");
+var targets = Target.All.Concat(variants).Where(t => only is null ? t.Default : only.Contains(t.Name) || t is DirectTarget || variants.Contains(t));
+foreach (var target in targets)
 {
     if (target.Unavailable(paths) is { } reason)
     {
@@ -85,20 +102,40 @@ foreach (var target in Target.All.Where(t => only is null || only.Contains(t.Nam
         }
 
         results.Targets.Add(target.Name);
-        for (var run = 1; run <= settings.Runs; run++)
+        var counters = running.Process is { } p && target.IsDotnet ? RuntimeCounters.Start(p.Pid, paths.WorkDir) : null;
+        var firstLoad = results.Loads.Count;
+        foreach (var scenario in settings.Scenarios)
         {
-            foreach (var streams in settings.Concurrency)
+            await runner.RunLoadAsync(target, running, scenario);
+        }
+
+        if (counters is not null)
+        {
+            // dotnet-counters writes its CSV as it goes, buffered: read it once the session has ended.
+            await counters.DisposeAsync();
+            for (var i = firstLoad; i < results.Loads.Count; i++)
             {
-                await runner.RunStreamsAsync(target, running, streams, run);
-                var m = results.Streams[^1];
-                Console.WriteLine($"   {streams,5} streams run {run}: p50 {m.LatencyP50Us / 1000:F2} ms, p99 {m.LatencyP99Us / 1000:F2} ms, CPU {m.CpuPerMillionTokens:F1} s/M tokens, {m.EventsPerToken:F3} events/token, generator core {m.GeneratorCoreShare:P0}, errors {m.Errors}");
+                var load = results.Loads[i];
+                results.Loads[i] = load with
+                {
+                    WarmupCounters = load.WarmupWindow is { } w ? counters.Window(w.Start, w.End) : null,
+                    Counters = counters.Window(load.Window.Start, load.Window.End),
+                };
             }
         }
 
-        await runner.RunCancellationsAsync(target, running.H1Url, http2: false);
-        if (running.H2Url is not null)
+        foreach (var m in results.Loads.Skip(firstLoad))
         {
-            await runner.RunCancellationsAsync(target, running.H2Url, http2: true);
+            Console.WriteLine($"   {m.Scenario,-12} probes p50 {m.LatencyP50Us / 1000:F2} ms, p99 {m.LatencyP99Us / 1000:F2} ms, TTFT p50 {m.TtftP50Us / 1000:F1} ms, CPU {m.CpuPerMillionTokens:F1} s/M tokens, {m.EventsPerToken:F3} events/token, JIT {m.JitShare:P1} of CPU, generator core {m.GeneratorCoreBusy:P0} busy (ours {m.GeneratorCpuShare:P0}, h2load {m.H2LoadCpuShare:P0}){(m.LatencyValid ? "" : " INVALID latency")}, errors {m.Errors}");
+        }
+
+        if (Runs("cancel"))
+        {
+            await runner.RunCancellationsAsync(target, running.H1Url, http2: false);
+            if (running.H2Url is not null)
+            {
+                await runner.RunCancellationsAsync(target, running.H2Url, http2: true);
+            }
         }
 
         foreach (var c in results.Cancellations.Where(c => c.Target == target.Name))
@@ -112,6 +149,11 @@ foreach (var target in Target.All.Where(t => only is null || only.Contains(t.Nam
         // Memory scenarios in fresh processes, so that earlier scenarios' heap does not hide the growth.
         foreach (var (behaviour, streams) in new[] { (Behaviour.HoldOpen, settings.IdleStreams), (Behaviour.StopReading, settings.StalledStreams) })
         {
+            if (streams == 0 || !Runs(behaviour == Behaviour.HoldOpen ? "idle" : "stalled"))
+            {
+                continue;
+            }
+
             await using var fresh = await target.StartAsync(paths);
             await runner.ProbeAndWarmAsync(target, fresh);
             await runner.RunMemoryAsync(target, fresh, behaviour, streams);

@@ -19,7 +19,7 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
     public async Task LoadExpectedAsync(Target direct)
     {
         using var client = new StreamClient(direct, paths.MockUrl, http2: false);
-        foreach (var maxTokens in new[] { settings.ReplyTokens, ProbeTokens })
+        foreach (var maxTokens in settings.Scenarios.Select(s => s.ReplyTokens).Append(ProbeTokens).Distinct())
         {
             foreach (var seed in s_seeds)
             {
@@ -70,99 +70,177 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
         return [.. results.Select((r, i) => Check(r, Seed(i), ProbeTokens))];
     }
 
-    public async Task RunStreamsAsync(Target target, RunningTarget running, int streams, int run)
+    /// <summary>
+    /// One streaming scenario on a started target: its warm-up passes, then the measured pass. Each pass is h2load's
+    /// background streams plus <see cref="LoadScenario.Probes"/> probe loops, each running one checked stream after
+    /// another until h2load is done.
+    /// </summary>
+    public async Task RunLoadAsync(Target target, RunningTarget running, LoadScenario scenario)
     {
-        using var client = new StreamClient(target, running.H1Url, http2: false);
+        var bodyPath = Path.Combine(paths.WorkDir, $"body-{target.Name}-{scenario.Name}.json");
+        await File.WriteAllBytesAsync(bodyPath, StreamClient.Body(target, s_seeds[0], scenario.ReplyTokens));
+        var headers = new Dictionary<string, string>(target.Headers)
+        {
+            ["content-type"] = "application/json",
+            ["x-mock-tokens-per-second"] = scenario.TokensPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["x-mock-ttft-ms"] = scenario.TtftMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["x-mock-seed"] = s_seeds[0].ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+
+        (DateTime, DateTime)? warmupWindow = null;
+        for (var pass = 0; pass < scenario.WarmupPasses; pass++)
+        {
+            var warm = await PassAsync(target, running, scenario, bodyPath, headers);
+            warmupWindow = (warm.Start, warm.End);
+            if (warm.Problems.Count > 0)
+            {
+                foreach (var problem in warm.Problems)
+                {
+                    Fail(target, $"{scenario.Name} warm-up: {problem}");
+                }
+
+                return;
+            }
+        }
+
+        var p = await PassAsync(target, running, scenario, bodyPath, headers);
+        foreach (var problem in p.Problems)
+        {
+            Fail(target, $"{scenario.Name}: {problem}");
+        }
+
+        var latencies = p.Probes.SelectMany(r => r.LatenciesUs).Select(l => (double)l).Order().ToList();
+        var ttft = p.Probes.Select(r => (double)(r.FirstContentUs - r.RequestStartUs)).Order().ToList();
+        var probeTokens = p.Probes.Sum(r => (long)_expected[(r.Seed, scenario.ReplyTokens)].Tokens);
+        var measured = p.ProxyCpuSeconds;
+        results.Loads.Add(new LoadMetrics(
+            target.Name, scenario.Name, scenario.Streams, scenario.TokensPerSecond,
+            latencies.Count,
+            Stats.Percentile(latencies, 50), Stats.Percentile(latencies, 90), Stats.Percentile(latencies, 99), latencies.Count > 0 ? latencies[^1] : double.NaN,
+            Stats.Percentile(ttft, 50), Stats.Percentile(ttft, 99),
+            probeTokens > 0 ? (double)p.Probes.Sum(r => r.Result.ContentEvents) / probeTokens : double.NaN,
+            p.Seconds,
+            p.Tokens,
+            measured,
+            p.Tokens > 0 && !double.IsNaN(measured) ? measured / p.Tokens * 1_000_000 : double.NaN,
+            p.PeakRssMiB,
+            p.GeneratorCpuShare,
+            p.H2LoadCpuShare,
+            p.GeneratorCoreBusy,
+            p.ProxyCoreBusy,
+            p.Problems.Count)
+        {
+            WarmupWindow = warmupWindow,
+            Window = (p.Start, p.End),
+        });
+    }
+
+    /// <summary>What one pass measured.</summary>
+    private sealed record Pass(
+        DateTime Start, DateTime End, double Seconds, long Tokens, double ProxyCpuSeconds, double PeakRssMiB,
+        double GeneratorCpuShare, double H2LoadCpuShare, double GeneratorCoreBusy, double ProxyCoreBusy,
+        List<Probe> Probes, List<string> Problems);
+
+    private sealed record Probe(int Seed, StreamResult Result)
+    {
+        public List<int> LatenciesUs => Result.LatenciesUs;
+
+        public long FirstContentUs => Result.FirstContentUs;
+
+        public long RequestStartUs => Result.RequestStartUs;
+    }
+
+    private async Task<Pass> PassAsync(Target target, RunningTarget running, LoadScenario scenario, string bodyPath, IReadOnlyDictionary<string, string> headers)
+    {
         var pids = running.Process is { } process ? ProcStat.Tree(process.Pid) : [];
-        var open = 0;
-        var samples = new List<(long Rss, int Open)>();
-        using var stopSampling = new CancellationTokenSource();
-        var baseline = pids.Length > 0 ? ProcStat.Read(pids) : default;
         int[] generator = [Environment.ProcessId, paths.MockPid];
+        var generatorCore = CoreStat.Read(GeneratorCore);
+        var proxyCore = CoreStat.Read(Target.ProxyCore);
         var generatorStart = ProcStat.Read(generator);
-        var wallStart = System.Diagnostics.Stopwatch.GetTimestamp();
+        var proxyStart = pids.Length > 0 ? ProcStat.Read(pids) : default;
+        var start = DateTime.Now;
+        var wall = System.Diagnostics.Stopwatch.StartNew();
+        long peakRss = 0;
+        using var stopSampling = new CancellationTokenSource();
         var sampler = pids.Length == 0 ? Task.CompletedTask : Task.Run(async () =>
         {
             while (!stopSampling.IsCancellationRequested)
             {
-                samples.Add((ProcStat.Read(pids).RssBytes, Volatile.Read(ref open)));
+                peakRss = Math.Max(peakRss, ProcStat.Read(pids).RssBytes);
                 await Task.Delay(200, CancellationToken.None);
             }
         });
 
-        // Starts spread over up to 2 s: arrivals, not a SYN flood, and token times spread across the 50 ms period.
-        var ramp = TimeSpan.FromSeconds(Math.Min(2.0, streams / 1000.0));
-        var tasks = new Task<StreamResult>[streams];
-        for (var i = 0; i < streams; i++)
+        var background = H2Load.RunAsync($"{running.H1Url}/v1/chat/completions", http2: false, scenario.Streams, scenario.RequestsPerClient,
+            scenario.ConnectRate, bodyPath, headers, paths.WorkDir);
+        using var client = new StreamClient(target, running.H1Url, http2: false);
+        var probes = new List<Probe>();
+        var period = TimeSpan.FromMilliseconds(1000.0 / scenario.TokensPerSecond);
+        var loops = Enumerable.Range(0, scenario.Probes).Select(async loop =>
         {
-            var spec = new StreamSpec(Seed(i), settings.ReplyTokens, settings.TokensPerSecond, settings.TtftMs, Behaviour.ReadAll) { StartDelay = ramp * i / streams };
-            tasks[i] = Counted(client.RunAsync(spec, () => Interlocked.Increment(ref open), CancellationToken.None));
-        }
-
-        async Task<StreamResult> Counted(Task<StreamResult> stream)
-        {
-            var result = await stream;
-            if (result.ContentEvents > 0)
+            // Spread over one token period, so that the probes do not sample one phase of the mock's schedule.
+            var delay = period * loop / scenario.Probes;
+            for (var i = 0; !background.IsCompleted; i++)
             {
-                Interlocked.Decrement(ref open);
+                var seed = s_seeds[(loop + i) % s_seeds.Length];
+                var result = await client.RunAsync(new StreamSpec(seed, scenario.ReplyTokens, scenario.TokensPerSecond, scenario.TtftMs, Behaviour.ReadAll) { StartDelay = delay }, null, CancellationToken.None);
+                delay = TimeSpan.Zero;
+                lock (probes)
+                {
+                    probes.Add(new Probe(seed, result));
+                }
             }
+        }).ToArray();
 
-            return result;
-        }
-
-        var done = await Task.WhenAll(tasks);
-        var end = pids.Length > 0 ? ProcStat.Read(pids) : default;
-        var generatorShare = (ProcStat.Read(generator).CpuSeconds - generatorStart.CpuSeconds) / System.Diagnostics.Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
+        var h2load = await background;
+        await Task.WhenAll(loops);
+        var seconds = wall.Elapsed.TotalSeconds;
+        var proxyEnd = pids.Length > 0 ? ProcStat.Read(pids) : default;
+        var generatorEnd = ProcStat.Read(generator);
+        var generatorBusy = CoreStat.Share(generatorCore, CoreStat.Read(GeneratorCore));
+        var proxyBusy = CoreStat.Share(proxyCore, CoreStat.Read(Target.ProxyCore));
+        var end = DateTime.Now;
         await stopSampling.CancelAsync();
         await sampler;
 
-        var errors = 0;
-        long tokens = 0;
-        long events = 0;
-        long bytes = 0;
-        var latencies = new List<double>(streams * (settings.ReplyTokens + 4));
-        var ttft = new List<double>(streams);
-        for (var i = 0; i < streams; i++)
+        var problems = new List<string>();
+        if (h2load.Problem is not null)
         {
-            var result = done[i];
-            var problem = Check(result, Seed(i), settings.ReplyTokens);
-            if (problem is not null)
-            {
-                errors++;
-                Fail(target, $"{streams} streams: {problem}");
-                continue;
-            }
+            problems.Add(h2load.Problem);
+        }
 
-            tokens += _expected[(Seed(i), settings.ReplyTokens)].Tokens;
-            events += result.Events;
-            bytes += result.Bytes;
-            ttft.Add(result.FirstContentUs - result.RequestStartUs);
-            foreach (var latency in result.LatenciesUs)
+        // h2load does not parse the body: every background stream must at least carry the text's bytes (a cut
+        // stream carries fewer); the probes check theirs byte for byte.
+        var expected = _expected[(s_seeds[0], scenario.ReplyTokens)];
+        if (h2load.Succeeded > 0 && h2load.DataBytes / h2load.Succeeded < expected.Utf8.Length)
+        {
+            problems.Add($"h2load received {h2load.DataBytes / h2load.Succeeded} bytes per stream, fewer than the {expected.Utf8.Length} bytes of the reply's text");
+        }
+
+        foreach (var probe in probes)
+        {
+            if (Check(probe.Result, probe.Seed, scenario.ReplyTokens) is { } problem)
             {
-                latencies.Add(latency);
+                problems.Add("probe: " + problem);
             }
         }
 
-        latencies.Sort();
-        ttft.Sort();
-        var cpu = end.CpuSeconds - baseline.CpuSeconds;
-        var steady = samples.Where(s => s.Open >= streams * 0.99).Select(s => (double)s.Rss).ToList();
-        var peak = samples.Count > 0 ? samples.Max(s => s.Rss) : 0;
-        results.Streams.Add(new StreamMetrics(
-            target.Name, streams, run,
-            Stats.Percentile(latencies, 50), Stats.Percentile(latencies, 99), latencies.Count > 0 ? latencies[^1] : double.NaN,
-            Stats.Percentile(ttft, 50),
-            pids.Length > 0 ? cpu : double.NaN,
-            tokens,
-            pids.Length > 0 && tokens > 0 ? cpu / tokens * 1_000_000 : double.NaN,
-            pids.Length > 0 ? peak / 1048576.0 : double.NaN,
-            pids.Length > 0 ? (peak - baseline.RssBytes) / 1024.0 / streams : double.NaN,
-            pids.Length > 0 && steady.Count > 0 ? (Stats.Median(steady) - baseline.RssBytes) / 1024.0 / streams : double.NaN,
-            tokens > 0 ? (double)events / tokens : double.NaN,
-            tokens > 0 ? (double)bytes / tokens : double.NaN,
-            errors,
-            generatorShare));
+        if (probes.Count == 0)
+        {
+            problems.Add("no probe stream ran");
+        }
+
+        var tokens = (long)h2load.Succeeded * expected.Tokens + probes.Sum(p => (long)_expected[(p.Seed, scenario.ReplyTokens)].Tokens);
+        return new Pass(start, end, seconds, tokens,
+            pids.Length > 0 ? proxyEnd.CpuSeconds - proxyStart.CpuSeconds : double.NaN,
+            pids.Length > 0 ? peakRss / 1048576.0 : double.NaN,
+            (generatorEnd.CpuSeconds - generatorStart.CpuSeconds + h2load.CpuSeconds) / seconds,
+            h2load.CpuSeconds / seconds,
+            generatorBusy, proxyBusy, probes, [.. problems.Distinct().Take(5)]);
     }
+
+    /// <summary>The core of this process, MockInference and h2load (bench/run.sh pins them there).</summary>
+    public const int GeneratorCore = 1;
 
     /// <summary>
     /// A cancellation storm: streams that the client aborts after a random number (1 to 30) of content events;

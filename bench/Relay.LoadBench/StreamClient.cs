@@ -328,8 +328,11 @@ internal sealed class StreamClient : IDisposable
         }
     }
 
-    private byte[] Body(int seed, int maxTokens) => s_bodies.GetOrAdd($"{seed}/{maxTokens}/{_target.StreamOptionsExtra}", _ => Encoding.UTF8.GetBytes(
-        $$$"""{"model":"mock","messages":[{"role":"user","content":"Benchmark prompt {{{seed}}}"}],"stream":true,"max_tokens":{{{maxTokens}}},"stream_options":{"include_usage":true{{{_target.StreamOptionsExtra}}}}}"""));
+    private byte[] Body(int seed, int maxTokens) => Body(_target, seed, maxTokens);
+
+    /// <summary>The request body of one stream (also h2load's, written to a file).</summary>
+    public static byte[] Body(Target target, int seed, int maxTokens) => s_bodies.GetOrAdd($"{seed}/{maxTokens}/{target.StreamOptionsExtra}", _ => Encoding.UTF8.GetBytes(
+        $$$"""{"model":"mock","messages":[{"role":"user","content":"Benchmark prompt {{{seed}}}"}],"stream":true,"max_tokens":{{{maxTokens}}},"stream_options":{"include_usage":true{{{target.StreamOptionsExtra}}}}}"""));
 
     public void Dispose() => _http.Dispose();
 }

@@ -24,7 +24,7 @@ internal sealed class TargetProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static TargetProcess Start(string name, int core, string workDir, string executable, IEnumerable<string> args, IDictionary<string, string>? environment = null)
+    public static TargetProcess Start(string name, int core, string workDir, string executable, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var logPath = Path.Combine(workDir, name + ".log");
         var info = new ProcessStartInfo("/bin/sh")

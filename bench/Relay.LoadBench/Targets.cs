@@ -32,6 +32,12 @@ internal abstract class Target(string name, string description)
 
     public string Description { get; } = description;
 
+    /// <summary>Runs without <c>--targets</c>; the other third-party proxies run when named.</summary>
+    public virtual bool Default => true;
+
+    /// <summary>A .NET process: its runtime counters are recorded.</summary>
+    public virtual bool IsDotnet => false;
+
     /// <summary>Optional targets (a third-party gateway) are skipped with a reason when their probe fails.</summary>
     public virtual bool Optional => false;
 
@@ -90,9 +96,24 @@ internal sealed class DirectTarget() : Target("direct", "MockInference itself (t
     public override Task<RunningTarget> StartAsync(BenchPaths paths) => Task.FromResult(new RunningTarget(null, paths.MockUrl, H2Url));
 }
 
-internal sealed class RelayTarget(string name, string description, bool passThrough) : Target(name, description)
+internal sealed class RelayTarget(string name, string description, bool passThrough, IReadOnlyDictionary<string, string>? environment = null) : Target(name, description)
 {
     public override string StreamOptionsExtra => passThrough ? ",\"chunk_size\":1" : "";
+
+    public override bool IsDotnet => true;
+
+    /// <summary>
+    /// Relay in pass-through with other runtime settings (environment variables), for the runtime-settings
+    /// experiments of docs/performance.md: <c>"pgo0:DOTNET_TieredPGO=0;gc:DOTNET_gcServer=1 DOTNET_GCgen0size=0x4000000"</c>
+    /// adds targets <c>relay-passthrough+pgo0</c> and <c>relay-passthrough+gc</c>.
+    /// </summary>
+    public static IReadOnlyList<Target> Variants(string? spec) =>
+        [.. (spec ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(variant =>
+        {
+            var (label, vars) = (variant.Split(':', 2)[0], variant.Split(':', 2).ElementAtOrDefault(1) ?? "");
+            var env = vars.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(v => v.Split('=', 2)).ToDictionary(v => v[0], v => v.ElementAtOrDefault(1) ?? "");
+            return (Target)new RelayTarget("relay-passthrough+" + label, $"Relay, pass-through, {vars}", passThrough: true, env);
+        })];
 
     public override string? Unavailable(BenchPaths paths) =>
         File.Exists(paths.Built("src/Relay", "Relay.dll")) ? null : "src/Relay is not built (bench/run.sh builds it)";
@@ -106,7 +127,7 @@ internal sealed class RelayTarget(string name, string description, bool passThro
             "--urls", $"http://127.0.0.1:{h1}",
             "--H2cUrls", $"http://127.0.0.1:{h2}",
             "--Relay:Upstream:BaseUrl", paths.MockUrl,
-        ]);
+        ], environment);
         return Listening(process, h1, h2);
     }
 }
@@ -114,6 +135,8 @@ internal sealed class RelayTarget(string name, string description, bool passThro
 /// <summary>The same Kestrel + YARP stack with YARP's defaults and none of Relay's work (bench/PlainYarp).</summary>
 internal sealed class PlainYarpTarget() : Target("plain-yarp", "Kestrel + YARP 2.3, default settings (bench/PlainYarp)")
 {
+    public override bool IsDotnet => true;
+
     public override string? Unavailable(BenchPaths paths) =>
         File.Exists(paths.Built("bench/PlainYarp", "PlainYarp.dll")) ? null : "bench/PlainYarp is not built (bench/run.sh builds it)";
 
@@ -182,6 +205,8 @@ internal sealed class NginxTarget() : Target("nginx", "nginx (Debian), proxy_buf
 /// <summary>HAProxy (Debian), HTTP mode, <c>option http-no-delay</c> (its setting for streaming), one thread, keep-alive both sides.</summary>
 internal sealed class HaproxyTarget() : Target("haproxy", "HAProxy (Debian), mode http, option http-no-delay, one thread")
 {
+    public override bool Default => false;
+
     private static readonly string? s_binary = new[] { "/usr/sbin/haproxy", "/usr/bin/haproxy" }.FirstOrDefault(File.Exists);
 
     public override string? Unavailable(BenchPaths paths) => s_binary is null ? "haproxy is not installed (bench/setup.sh installs it)" : null;
@@ -220,6 +245,8 @@ internal sealed class HaproxyTarget() : Target("haproxy", "HAProxy (Debian), mod
 /// <summary>Caddy (Debian): <c>reverse_proxy</c> with <c>flush_interval -1</c>; h1 and h2c on one port.</summary>
 internal sealed class CaddyTarget() : Target("caddy", "Caddy (Debian), reverse_proxy flush_interval -1")
 {
+    public override bool Default => false;
+
     private static readonly string? s_binary = new[] { "/usr/bin/caddy", "/usr/local/bin/caddy" }.FirstOrDefault(File.Exists);
 
     public override string? Unavailable(BenchPaths paths) => s_binary is null ? "caddy is not installed (bench/setup.sh installs it)" : null;
@@ -258,6 +285,8 @@ internal sealed class CaddyTarget() : Target("caddy", "Caddy (Debian), reverse_p
 /// </summary>
 internal sealed class PortkeyTarget() : Target("portkey", "Portkey AI gateway (npm @portkey-ai/gateway, Node.js)")
 {
+    public override bool Default => false;
+
     private string _mockUrl = "";
 
     public override bool Optional => true;
