@@ -3,7 +3,9 @@
 # local base images that stand in for the registry's, and the apps published for them. No registry needs to be
 # reachable, only Debian's mirror. Reuses what is there: a running engine, base images already built.
 #
-#   eval "$(bash .ci/docker.sh)"     (.ci/run does this; progress goes to stderr, the exports to stdout)
+#   eval "$(bash .ci/docker.sh)"     progress goes to stderr, the exports to stdout
+#   bash .ci/docker.sh images        only the engine and the base images (.ci/run, while it builds the solution)
+#   eval "$(bash .ci/docker.sh publish)"   only the apps and the exports (.ci/run, after the build)
 #
 # Then `dotnet test` runs the container tests (RELAY_TEST_DOCKER=1) and the images build from the project's
 # Dockerfiles with these build arguments:
@@ -55,6 +57,16 @@ start_engine() {
   log "engine up: $(docker version --format 'server {{.Server.Version}}, API {{.Server.APIVersion}}')"
 }
 
+# Runs a command with its output in a log, shown only when it fails.
+quiet() {
+  local out
+  out=$(mktemp /tmp/relay-docker.XXXXXX)
+  if "$@" >"$out" 2>&1; then rm -f "$out"; return 0; fi
+  tail -n 40 "$out" >&2
+  rm -f "$out"
+  return 1
+}
+
 has_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
 build_base() {
@@ -83,7 +95,7 @@ build_aspnet() {
   mkdir -p "$ctx/shared"
   cp -a "$dotnet_root/dotnet" "$dotnet_root/host" "$ctx/"
   cp -a "$dotnet_root/shared/Microsoft.NETCore.App" "$dotnet_root/shared/Microsoft.AspNetCore.App" "$ctx/shared/"
-  timeout 600 docker build -q --label "relay.aspnet-runtime=$runtime" -t "$ASPNET" -f .ci/images/aspnet.Dockerfile "$ctx" >/dev/null \
+  quiet timeout 600 docker build --label "relay.aspnet-runtime=$runtime" -t "$ASPNET" -f .ci/images/aspnet.Dockerfile "$ctx" \
     || { rm -rf "$ctx"; fail "docker build $ASPNET"; }
   rm -rf "$ctx"
 }
@@ -91,28 +103,36 @@ build_aspnet() {
 build_nginx() {
   has_image "$NGINX" && return 0
   log "building $NGINX (Debian's nginx)"
-  timeout 600 docker build -q -t "$NGINX" -f .ci/images/nginx.Dockerfile .ci/images >/dev/null || fail "docker build $NGINX"
+  quiet timeout 600 docker build -t "$NGINX" -f .ci/images/nginx.Dockerfile .ci/images || fail "docker build $NGINX"
 }
 
+# The configuration CI has just built (an incremental publish, no second compile on a 2-core machine); a user
+# building with the SDK image gets Release.
+readonly CONFIGURATION=${RELAY_PUBLISH_CONFIGURATION:-Debug}
+
 publish_apps() {
-  log "publishing Relay and MockInference to artifacts/docker"
+  log "publishing Relay and MockInference ($CONFIGURATION) to artifacts/docker"
   rm -rf artifacts/docker
   local p
   for p in Relay MockInference; do
-    dotnet publish "src/$p/$p.csproj" -c Release -o "artifacts/docker/$p" -nologo -v:q >&2 || fail "dotnet publish $p"
+    dotnet publish "src/$p/$p.csproj" -c "$CONFIGURATION" -o "artifacts/docker/$p" -nologo -v:q >&2 || fail "dotnet publish $p"
   done
 }
 
-main() {
+images() {
   local start=$SECONDS
   install_packages
   start_engine
   build_base
   build_aspnet
   build_nginx
-  log "base images ready ($((SECONDS - start))s so far)"
+  log "engine and base images ready in $((SECONDS - start))s"
+}
+
+publish() {
+  local start=$SECONDS
   publish_apps
-  log "ready in $((SECONDS - start))s"
+  log "apps published in $((SECONDS - start))s"
   cat <<EXPORTS
 export RELAY_TEST_DOCKER=1
 export RELAY_SDK_IMAGE=$BASE
@@ -122,4 +142,9 @@ export RELAY_PUBLISHED=artifacts/docker
 EXPORTS
 }
 
-main "$@"
+case "${1:-all}" in
+  images) images ;;
+  publish) engine_up || fail "no Docker engine is running (bash .ci/docker.sh images)"; publish ;;
+  all) images; publish ;;
+  *) fail "usage: .ci/docker.sh [images|publish]" ;;
+esac
