@@ -49,5 +49,3 @@ public abstract class StackTests<TProvider> : IAsyncLifetime
 }
 
 public sealed class ProcessStackTests : StackTests<ProcessStackProvider>;
-
-public sealed class ContainerStackTests : StackTests<ContainerStackProvider>;

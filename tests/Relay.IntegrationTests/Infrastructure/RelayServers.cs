@@ -48,30 +48,9 @@ public sealed class MockUpstreamFixture : IAsyncLifetime
     public async Task<System.Text.Json.JsonElement> RecordAsync(string requestId)
         => System.Text.Json.JsonDocument.Parse(await Client.GetStringAsync($"{Url}/mock/requests/{requestId}")).RootElement;
 
-    /// <summary>
-    /// Polls the record of one request until <paramref name="until"/> holds (a bounded poll of observed state,
-    /// not a sleep that synchronises behaviour); fails with the last record after <paramref name="timeout"/>.
-    /// </summary>
-    public async Task<System.Text.Json.JsonElement> WaitForRecordAsync(string requestId, Func<System.Text.Json.JsonElement, bool> until, TimeSpan? timeout = null, TimeSpan? poll = null)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var limit = timeout ?? TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var record = await RecordAsync(requestId);
-            if (until(record))
-            {
-                return record;
-            }
-
-            if (clock.Elapsed > limit)
-            {
-                throw new TimeoutException($"the upstream record of {requestId} did not reach the expected state in {limit}: {record}");
-            }
-
-            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(5));
-        }
-    }
+    /// <summary>Polls the record of one request until <paramref name="until"/> holds (<see cref="MockRecords.WaitAsync"/>).</summary>
+    public Task<System.Text.Json.JsonElement> WaitForRecordAsync(string requestId, Func<System.Text.Json.JsonElement, bool> until, TimeSpan? timeout = null, TimeSpan? poll = null)
+        => MockRecords.WaitAsync(Client, Url, requestId, until, timeout, poll);
 
     /// <summary>Whether the upstream saw its client (Relay) go away.</summary>
     public static bool IsAborted(System.Text.Json.JsonElement record)

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The Docker side of CI, for the container tests (tests/Relay.IntegrationTests/Containers): a Docker engine, the
+# local base images that stand in for the registry's, and the apps published for them. No registry needs to be
+# reachable, only Debian's mirror. Reuses what is there: a running engine, base images already built.
+#
+#   eval "$(bash .ci/docker.sh)"     progress goes to stderr, the exports to stdout
+#   bash .ci/docker.sh images        only the engine and the base images (.ci/run, while it builds the solution)
+#   eval "$(bash .ci/docker.sh publish)"   only the apps and the exports (.ci/run, after the build)
+#
+# Then `dotnet test` runs the container tests (RELAY_TEST_DOCKER=1) and the images build from the project's
+# Dockerfiles with these build arguments:
+#   SDK_IMAGE=relay-local/debian:bookworm  + PUBLISHED=artifacts/docker  (the apps, published here)
+#   RUNTIME_IMAGE=relay-local/dotnet-aspnet:10.0                          (Debian + this machine's .NET runtimes)
+#   NGINX_IMAGE=relay-local/nginx:stable                                  (Debian's nginx)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly BASE=relay-local/debian:bookworm ASPNET=relay-local/dotnet-aspnet:10.0 NGINX=relay-local/nginx:stable
+readonly DOCKERD_LOG=/var/log/relay-ci-dockerd.log DOCKERD_WAIT_S=${RELAY_DOCKERD_WAIT_S:-90}
+
+log() { echo "== docker: $*" >&2; }
+fail() { echo "== docker: FAILED: $*" >&2; exit 1; }
+
+engine_up() { timeout 10 docker info >/dev/null 2>&1; }
+
+install_packages() {
+  local need=()
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+  command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 600 apt-get update -qq >&2 || fail "apt-get update"
+    timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null || fail "apt-get install ${need[*]}"
+  fi
+}
+
+start_engine() {
+  engine_up && return 0
+  [ "$(id -u)" = 0 ] || fail "no Docker engine is running and starting one needs root"
+  if ! pgrep -x dockerd >/dev/null; then
+    rm -f /var/run/docker.pid
+    log "starting dockerd (storage driver vfs; log: $DOCKERD_LOG)"
+    # Detached from this script, so the engine (and its build cache) serves the next run too.
+    setsid nohup dockerd --storage-driver=vfs >"$DOCKERD_LOG" 2>&1 < /dev/null &
+  fi
+  local waited=0
+  until engine_up; do
+    if [ "$waited" -ge "$DOCKERD_WAIT_S" ]; then
+      tail -n 30 "$DOCKERD_LOG" >&2 || true
+      fail "the Docker engine did not answer within ${DOCKERD_WAIT_S}s (dockerd's log above)"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  log "engine up: $(docker version --format 'server {{.Server.Version}}, API {{.Server.APIVersion}}')"
+}
+
+# Runs a command with its output in a log, shown only when it fails.
+quiet() {
+  local out
+  out=$(mktemp /tmp/relay-docker.XXXXXX)
+  if "$@" >"$out" 2>&1; then rm -f "$out"; return 0; fi
+  tail -n 40 "$out" >&2
+  rm -f "$out"
+  return 1
+}
+
+has_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+build_base() {
+  has_image "$BASE" && return 0
+  log "building $BASE (debootstrap --variant=minbase bookworm)"
+  local root
+  root=$(mktemp -d /tmp/relay-debian-rootfs.XXXXXX)
+  timeout 900 debootstrap --variant=minbase --include=ca-certificates,libssl3,tzdata bookworm "$root" \
+    "${RELAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/tmp/relay-debootstrap.log 2>&1 \
+    || { tail -n 20 /tmp/relay-debootstrap.log >&2; rm -rf "$root"; fail "debootstrap (log: /tmp/relay-debootstrap.log)"; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - "$BASE" >/dev/null || fail "docker import $BASE"
+  rm -rf "$root"
+}
+
+build_aspnet() {
+  local dotnet_root runtime
+  dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+  runtime=$(dotnet --list-runtimes | awk '$1 == "Microsoft.AspNetCore.App" { v = $2 } END { print v }')
+  [ -n "$runtime" ] || fail "no ASP.NET Core runtime in $dotnet_root"
+  # Rebuilt when this machine's runtime changed.
+  [ "$(docker image inspect -f '{{index .Config.Labels "relay.aspnet-runtime"}}' "$ASPNET" 2>/dev/null)" = "$runtime" ] && return 0
+  log "building $ASPNET (ASP.NET Core $runtime from $dotnet_root)"
+  local ctx
+  ctx=$(mktemp -d /tmp/relay-aspnet.XXXXXX)
+  mkdir -p "$ctx/shared"
+  cp -a "$dotnet_root/dotnet" "$dotnet_root/host" "$ctx/"
+  cp -a "$dotnet_root/shared/Microsoft.NETCore.App" "$dotnet_root/shared/Microsoft.AspNetCore.App" "$ctx/shared/"
+  quiet timeout 600 docker build --label "relay.aspnet-runtime=$runtime" -t "$ASPNET" -f .ci/images/aspnet.Dockerfile "$ctx" \
+    || { rm -rf "$ctx"; fail "docker build $ASPNET"; }
+  rm -rf "$ctx"
+}
+
+build_nginx() {
+  has_image "$NGINX" && return 0
+  log "building $NGINX (Debian's nginx)"
+  quiet timeout 600 docker build -t "$NGINX" -f .ci/images/nginx.Dockerfile .ci/images || fail "docker build $NGINX"
+}
+
+# The configuration CI has just built (an incremental publish, no second compile on a 2-core machine); a user
+# building with the SDK image gets Release.
+readonly CONFIGURATION=${RELAY_PUBLISH_CONFIGURATION:-Debug}
+
+publish_apps() {
+  log "publishing Relay and MockInference ($CONFIGURATION) to artifacts/docker"
+  rm -rf artifacts/docker
+  local p
+  for p in Relay MockInference; do
+    dotnet publish "src/$p/$p.csproj" -c "$CONFIGURATION" -o "artifacts/docker/$p" -nologo -v:q >&2 || fail "dotnet publish $p"
+  done
+}
+
+images() {
+  local start=$SECONDS
+  install_packages
+  start_engine
+  build_base
+  build_aspnet
+  build_nginx
+  log "engine and base images ready in $((SECONDS - start))s"
+}
+
+publish() {
+  local start=$SECONDS
+  publish_apps
+  log "apps published in $((SECONDS - start))s"
+  cat <<EXPORTS
+export RELAY_TEST_DOCKER=1
+export RELAY_SDK_IMAGE=$BASE
+export RELAY_RUNTIME_IMAGE=$ASPNET
+export RELAY_NGINX_IMAGE=$NGINX
+export RELAY_PUBLISHED=artifacts/docker
+EXPORTS
+}
+
+case "${1:-all}" in
+  images) images ;;
+  publish) engine_up || fail "no Docker engine is running (bash .ci/docker.sh images)"; publish ;;
+  all) images; publish ;;
+  *) fail "usage: .ci/docker.sh [images|publish]" ;;
+esac
