@@ -6,87 +6,148 @@ namespace Relay.Middleware.Cadence;
 
 /// <summary>
 /// Decides how much of the end of pending text to hold back when a flush is due, so that a grapheme cluster
-/// the next token will probably extend is not shown half-drawn (a family emoji as three people, a flag as two
-/// letters).
+/// (UAX #29, what a browser draws as one character) that the next token will probably extend is not shown
+/// half-drawn: a family emoji as three people, a flag as two letters, <c>e</c> without its accent.
 /// </summary>
 /// <remarks>
-/// Cheap rules on the last code point only, not full UAX #29 (any letter may be followed by a combining mark,
-/// and holding every letter would delay all text): hold the trailing cluster when the text ends in
+/// UAX #29 lets almost anything be extended (GB9: "Do not break before extending characters or ZWJ"), so holding
+/// every last cluster would delay all text by a token. The rules look at the last code point only:
 /// <list type="bullet">
-/// <item>U+200D ZERO WIDTH JOINER: a ZWJ sequence is certainly being continued;</item>
-/// <item>an odd run of regional indicators: the second half of a flag pair is missing;</item>
-/// <item>an emoji (U+1F000..U+1FAFF, U+2600..U+27BF), variation selector U+FE0F, skin-tone modifier
-/// U+1F3FB..U+1F3FF or tag character U+E0020..U+E007E: a selector, modifier, ZWJ or tag may follow.</item>
+/// <item><see cref="GraphemeHoldKind.Likely"/>: the cluster is certainly or usually continued: U+200D ZERO WIDTH
+/// JOINER (GB11), an odd run of regional indicators (GB12/13: a flag's second letter is missing), an emoji or emoji
+/// modifier, a variation selector or tag character (a selector, modifier, ZWJ or tag usually follows), a Hangul
+/// leading or vowel jamo (GB6/7), an Indic conjunct linker (GB9c), or CR (GB3: CR LF is one cluster). Text
+/// without these clusters never waits for this rule.</item>
+/// <item><see cref="GraphemeHoldKind.Possible"/>: any other letter or mark, which a combining mark
+/// (U+0301 after <c>e</c>) may extend. Nothing in the text says so, so this is held only when the upstream is
+/// already faster than the cadence (the caller's <c>fast</c>): the next token is then due before the next flush
+/// anyway.</item>
 /// </list>
-/// The caller bounds the hold to one flush interval, so a false guess costs at most one interval.
+/// The held tail is the whole last cluster, found with the framework's UAX #29 segmentation
+/// (<see cref="StringInfo.GetNextTextElementLength(ReadOnlySpan{char})"/>). The caller bounds every hold in time.
 /// </remarks>
 internal static class GraphemeHold
 {
     private const int ZeroWidthJoiner = 0x200D;
-    private const int MaxRunesInspected = 32;
 
-    /// <summary>Returns where the held-back tail starts: <c>text.Length</c> when nothing should be held.</summary>
-    public static int HoldBackStart(ReadOnlySpan<byte> text)
+    // The window of text segmented to find the last cluster: a longer cluster is held from inside the window.
+    private const int WindowBytes = 96;
+
+    /// <summary>
+    /// Where the held-back tail of <paramref name="text"/> starts (<c>text.Length</c> when nothing should be held),
+    /// and why it is held.
+    /// </summary>
+    public static int HoldBackStart(ReadOnlySpan<byte> text, bool fast, out GraphemeHoldKind kind)
     {
-        if (text.IsEmpty || text[^1] < 0x80)
+        kind = GraphemeHoldKind.None;
+        if (text.IsEmpty)
         {
-            return text.Length; // ASCII never continues a cluster this rule cares about: the hot path ends here.
+            return 0;
         }
 
-        if (Rune.DecodeLastFromUtf8(text, out var last, out var lastLength) != OperationStatus.Done || !MayBeExtended(text, last))
+        var lastByte = text[^1];
+        if (lastByte < 0x80)
+        {
+            // ASCII (the hot path): only CR (of CR LF) is continued by itself; a letter or digit starts a new
+            // cluster, so when it may take a combining mark it is the held tail on its own.
+            if (lastByte == (byte)'\r')
+            {
+                kind = GraphemeHoldKind.Likely;
+                return text.Length - 1;
+            }
+
+            if (fast && char.IsAsciiLetter((char)lastByte))
+            {
+                kind = GraphemeHoldKind.Possible;
+                return text.Length - 1;
+            }
+
+            return text.Length;
+        }
+
+        if (Rune.DecodeLastFromUtf8(text, out var last, out var lastLength) != OperationStatus.Done)
         {
             return text.Length;
         }
 
         if (IsRegionalIndicator(last.Value))
         {
-            return text.Length - lastLength;
+            // An odd run of regional indicators ends with half a flag; an even one is complete.
+            if (RegionalIndicatorRun(text) % 2 == 1)
+            {
+                kind = GraphemeHoldKind.Likely;
+                return text.Length - lastLength;
+            }
+
+            return text.Length;
         }
 
-        // Walk back to the start of the cluster: over extenders to their base, and over "base ZWJ" links.
-        var position = text.Length;
-        var rune = last;
-        var length = lastLength;
-        for (var inspected = 0; inspected < MaxRunesInspected; inspected++)
-        {
-            position -= length;
-            if (position == 0)
-            {
-                return 0;
-            }
-
-            if (Rune.DecodeLastFromUtf8(text[..position], out var previous, out var previousLength) != OperationStatus.Done)
-            {
-                return position;
-            }
-
-            if (IsExtender(rune) || previous.Value == ZeroWidthJoiner)
-            {
-                rune = previous;
-                length = previousLength;
-                continue;
-            }
-
-            return position;
-        }
-
-        return position;
+        kind = Classify(last, fast);
+        return kind == GraphemeHoldKind.None ? text.Length : LastClusterStart(text);
     }
 
-    private static bool MayBeExtended(ReadOnlySpan<byte> text, Rune last)
+    private static GraphemeHoldKind Classify(Rune last, bool fast)
     {
         var value = last.Value;
-        if (value == ZeroWidthJoiner || value == 0xFE0F || IsEmoji(value) || value is >= 0x1F3FB and <= 0x1F3FF || value is >= 0xE0020 and <= 0xE007E)
+        if (value == ZeroWidthJoiner
+            || value is >= 0xFE00 and <= 0xFE0F          // variation selectors (VS16 makes an emoji presentation)
+            || value is >= 0x1F3FB and <= 0x1F3FF        // emoji modifiers (skin tones)
+            || value is >= 0xE0020 and <= 0xE007E        // tag characters (subdivision flags)
+            || IsEmoji(value)
+            || value is >= 0x1100 and <= 0x11A7 or >= 0xA960 and <= 0xA97C or >= 0xD7B0 and <= 0xD7C6 // Hangul L, V jamo
+            || IsConjunctLinker(value))
         {
-            return !IsRegionalIndicator(value);
+            return GraphemeHoldKind.Likely;
         }
 
-        if (!IsRegionalIndicator(value))
+        if (fast)
         {
-            return false;
+            // Letters (Lu..Lo) and marks (Mn, Mc, Me): the categories up to EnclosingMark. (Digits take a combining
+            // mark only in keycaps, after a variation selector, which is held above.)
+            if (Rune.GetUnicodeCategory(last) <= UnicodeCategory.EnclosingMark)
+            {
+                return GraphemeHoldKind.Possible;
+            }
         }
 
-        // Count the run of regional indicators: an odd count means the flag's second letter is still to come.
+        return GraphemeHoldKind.None;
+    }
+
+    /// <summary>The start of the last extended grapheme cluster, by UAX #29 over a window of the tail.</summary>
+    private static int LastClusterStart(ReadOnlySpan<byte> text)
+    {
+        var windowStart = Math.Max(0, text.Length - WindowBytes);
+        while (windowStart > 0 && (text[windowStart] & 0xC0) == 0x80)
+        {
+            windowStart--;
+        }
+
+        var window = text[windowStart..];
+        Span<char> chars = stackalloc char[WindowBytes + 4];
+        if (Encoding.UTF8.GetCharCount(window) > chars.Length)
+        {
+            return text.Length;
+        }
+
+        var count = Encoding.UTF8.GetChars(window, chars);
+        chars = chars[..count];
+        var start = 0;
+        while (true)
+        {
+            var length = StringInfo.GetNextTextElementLength(chars[start..]);
+            if (start + length >= chars.Length)
+            {
+                break;
+            }
+
+            start += length;
+        }
+
+        return windowStart + Encoding.UTF8.GetByteCount(chars[..start]);
+    }
+
+    private static int RegionalIndicatorRun(ReadOnlySpan<byte> text)
+    {
         var count = 0;
         while (!text.IsEmpty && Rune.DecodeLastFromUtf8(text, out var rune, out var length) == OperationStatus.Done && IsRegionalIndicator(rune.Value))
         {
@@ -94,22 +155,16 @@ internal static class GraphemeHold
             text = text[..^length];
         }
 
-        return count % 2 == 1;
+        return count;
     }
 
-    private static bool IsExtender(Rune rune)
-    {
-        var value = rune.Value;
-        if (value == ZeroWidthJoiner || value is >= 0xFE00 and <= 0xFE0F || value is >= 0x1F3FB and <= 0x1F3FF || value is >= 0xE0020 and <= 0xE007F)
-        {
-            return true;
-        }
+    // Extended_Pictographic, approximately: the emoji blocks and the older symbol blocks emoji come from.
+    private static bool IsEmoji(int value)
+        => value is >= 0x1F000 and <= 0x1FAFF or >= 0x2600 and <= 0x27BF or >= 0x2300 and <= 0x23FF or >= 0x2B00 and <= 0x2BFF
+            or 0x00A9 or 0x00AE or 0x203C or 0x2049 or 0x2122 or 0x2139 or >= 0x2194 and <= 0x21AA or 0x3030 or 0x303D or 0x3297 or 0x3299;
 
-        var category = Rune.GetUnicodeCategory(rune);
-        return category is UnicodeCategory.NonSpacingMark or UnicodeCategory.EnclosingMark or UnicodeCategory.SpacingCombiningMark;
-    }
-
-    private static bool IsEmoji(int value) => value is >= 0x1F000 and <= 0x1FAFF or >= 0x2600 and <= 0x27BF;
+    // Indic_Conjunct_Break=Linker (GB9c): the viramas that join consonants into one conjunct.
+    private static bool IsConjunctLinker(int value) => value is 0x094D or 0x09CD or 0x0ACD or 0x0B4D or 0x0C4D or 0x0D4D;
 
     private static bool IsRegionalIndicator(int value) => value is >= 0x1F1E6 and <= 0x1F1FF;
 }

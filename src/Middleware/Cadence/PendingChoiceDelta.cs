@@ -39,11 +39,14 @@ internal sealed class PendingChoiceDelta : IDisposable
     /// <summary>When <see cref="Text"/> must be written (a timestamp); meaningful only while it is not empty.</summary>
     public long Deadline;
 
-    /// <summary>The bound of a grapheme hold in progress (a timestamp), or 0.</summary>
-    public long HoldUntil;
+    /// <summary>When text of this choice was last written (a timestamp); meaningful once <see cref="SeenContent"/>.</summary>
+    public long LastFlush;
 
-    /// <summary>Bytes at the start of <see cref="Text"/> that are being held back for a grapheme cluster.</summary>
-    public int HoldLength;
+    /// <summary>When the choice's latest token arrived (a timestamp), or 0.</summary>
+    public long LastTokenAt;
+
+    /// <summary>Whether the latest token came less than a quarter interval after the one before: the upstream outpaces the cadence.</summary>
+    public bool Fast;
 
     /// <summary>Whether this choice has already delivered a content token (the first one is never delayed).</summary>
     public bool SeenContent;

@@ -16,9 +16,11 @@ namespace Relay.Middleware.Cadence;
 /// whichever comes first"): consecutive text tokens of one choice (<c>delta.content</c>,
 /// <c>delta.reasoning_content</c>/<c>reasoning</c>, <c>delta.refusal</c>, or the <c>arguments</c> of a continuing
 /// tool call), with their <c>logprobs</c> token lists concatenated when they carry them, are merged
-/// into one event, written when <see cref="StreamPipelineSettings.MaxTokensPerFlush"/> tokens have accumulated or
-/// <see cref="StreamPipelineSettings.FlushInterval"/> has passed since the first of them arrived. A choice's first
-/// token is written at once. Anything else (role, finish_reason, usage, logprobs, errors, non-JSON data,
+/// into one event. The cadence is a throttle, not a delay: it limits how often a choice is flushed. A token that
+/// arrives when the choice's last flush is at least <see cref="StreamPipelineSettings.FlushInterval"/> old goes out
+/// at once (a choice's first token always does); otherwise it waits until last flush + interval, or until
+/// <see cref="StreamPipelineSettings.MaxTokensPerFlush"/> tokens have accumulated. An upstream slower than the
+/// cadence is never delayed by it; a faster one is merged into at most one event per interval. Anything else (role, finish_reason, usage, logprobs, errors, non-JSON data,
 /// <c>[DONE]</c>, comments, typed events) first flushes everything pending, then goes out in its place.
 /// </para>
 /// <para>
@@ -35,13 +37,23 @@ namespace Relay.Middleware.Cadence;
 /// (<see cref="LenientJsonStringDecoder"/>) and an incomplete trailing character is carried to the next token of
 /// the choice. If the choice finishes or the stream completes with a character still incomplete, the upstream
 /// really sent a broken character, and the client gets U+FFFD for it. On <see cref="Fail"/> the incomplete bytes
-/// are dropped: the error event says the text is cut. When a flush is due, a trailing grapheme cluster that is
-/// likely to be extended (<see cref="GraphemeHold"/>) is held back for at most one more flush interval.
+/// are dropped: the error event says the text is cut; the same holds when the upstream ends with its own error event.
+/// </para>
+/// <para>
+/// Grapheme clusters: when a flush is due, a trailing cluster that the next token will probably extend
+/// (<see cref="GraphemeHold"/>: a ZWJ, half a flag, an emoji that a modifier or ZWJ may follow) is held until
+/// that token comes, at most <see cref="LikelyHoldBound"/> after the latest token; while the upstream outpaces the
+/// cadence, a trailing letter (which a combining mark may follow) is held at most one interval. Text that ends
+/// otherwise is never held, so holding costs plain text nothing.
 /// </para>
 /// </remarks>
 public sealed class StreamEventPipeline : IDisposable
 {
     private const int MaxTrackedChoices = 128;
+
+    // How long a cluster the text says goes on (a ZWJ, half a flag, an emoji) waits for its next token: longer than
+    // the gap between tokens of any upstream worth streaming (20 ms at 50 tokens/s, 250 ms at 4).
+    private static readonly TimeSpan LikelyHoldBound = TimeSpan.FromMilliseconds(500);
 
     private readonly TimeProvider _timeProvider;
     private readonly IncrementalSseParser _parser = new();
@@ -50,6 +62,7 @@ public sealed class StreamEventPipeline : IDisposable
     private readonly PooledByteBuffer? _raw;
     private readonly Utf8JsonWriter _json;
     private readonly long _interval;
+    private readonly long _likelyHold;
     private readonly bool _coalesce;
     private PendingChoiceDelta?[] _choices = new PendingChoiceDelta?[1];
     private long _rawBase;
@@ -63,6 +76,7 @@ public sealed class StreamEventPipeline : IDisposable
         _timeProvider = timeProvider;
         _interval = (long)(Math.Max(0, settings.FlushInterval.TotalSeconds) * timeProvider.TimestampFrequency);
         _coalesce = settings.CoalescingEnabled && settings.MaxTokensPerFlush > 1 && _interval > 0;
+        _likelyHold = Math.Max(_interval, (long)(LikelyHoldBound.TotalSeconds * timeProvider.TimestampFrequency));
         _raw = settings.Kind == StreamKind.PassThrough ? new PooledByteBuffer(4096) : null;
 
         // Non-ASCII stays raw in the re-serialised text; SkipValidation lets one writer emit many lone values.
@@ -397,24 +411,28 @@ public sealed class StreamEventPipeline : IDisposable
             running = choice.Tokens > 0 || choice.HasText;
         }
 
-        var dueNow = !_coalesce || !choice.SeenContent;
+        // The throttle: a token goes out at once when the choice's last flush is at least an interval old (the
+        // first token always); otherwise it waits for last flush + interval, or for MaxTokensPerFlush tokens.
+        var due = !_coalesce || !choice.SeenContent || now - choice.LastFlush >= _interval;
+        choice.Fast = choice.LastTokenAt != 0 && now - choice.LastTokenAt < _interval / 4;
+        choice.LastTokenAt = now;
         choice.SeenContent = true;
-        if (!running && dueNow && choice.Carry.IsEmpty)
+        if (!running && due && choice.Carry.IsEmpty)
         {
             // Fast path: nothing pending and the token goes out at once; if its text needs no repair and no
             // grapheme hold, forward the event as it came (no copy, no re-serialisation).
             _decoded.Clear();
             var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
-            if (clean && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan) == _decoded.Length))
+            if (clean && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
             {
                 WriteVerbatim(output, data);
                 Accounting.DeliveredContentEvents++;
+                choice.LastFlush = now;
                 return;
             }
 
             StartRun(choice, data, field, kind, in info);
             choice.Text.Append(_decoded.WrittenSpan);
-            choice.Deadline = now + _interval;
         }
         else
         {
@@ -423,12 +441,7 @@ public sealed class StreamEventPipeline : IDisposable
                 StartRun(choice, data, field, kind, in info);
             }
 
-            var before = choice.Text.Length;
             LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, choice.Text);
-            if (before == 0 && choice.HasText)
-            {
-                choice.Deadline = now + _interval;
-            }
         }
 
         if (hasLogprobs)
@@ -437,9 +450,13 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         choice.Tokens++;
-        if (dueNow || choice.Tokens >= Settings.MaxTokensPerFlush || now >= choice.Deadline)
+        if (due || choice.Tokens >= Settings.MaxTokensPerFlush)
         {
             FlushChoice(output, choice, now, allowHold: _coalesce);
+        }
+        else
+        {
+            choice.Deadline = choice.LastFlush + _interval;
         }
     }
 
@@ -484,10 +501,23 @@ public sealed class StreamEventPipeline : IDisposable
 
         var text = choice.Text.WrittenSpan;
         var split = text.Length;
+        var holdUntil = 0L;
+
         // Token logprobs cannot be split with the text: a run that carries them is never held back.
-        if (allowHold && !choice.HasLogprobs && (choice.HoldUntil == 0 || now < choice.HoldUntil))
+        if (allowHold && !choice.HasLogprobs)
         {
-            split = GraphemeHold.HoldBackStart(text);
+            var start = GraphemeHold.HoldBackStart(text, choice.Fast, out var hold);
+            if (hold != GraphemeHoldKind.None)
+            {
+                // Every hold is bounded from the latest token: a cluster still growing token by token (a family
+                // emoji over seven tokens) stays held; an upstream that goes quiet releases it.
+                var until = choice.LastTokenAt + (hold == GraphemeHoldKind.Likely ? _likelyHold : _interval);
+                if (now < until)
+                {
+                    split = start;
+                    holdUntil = until;
+                }
+            }
         }
 
         if (split > 0)
@@ -505,26 +535,17 @@ public sealed class StreamEventPipeline : IDisposable
 
             CountWritten(choice.Tokens);
             choice.Tokens = 0;
+            choice.LastFlush = now;
         }
 
         if (split == text.Length)
         {
             choice.Text.Clear();
-            choice.HoldUntil = 0;
-            choice.HoldLength = 0;
             return;
         }
 
-        // Hold the trailing cluster, at most one interval beyond when it would have gone out: a hold already
-        // running keeps its bound while its bytes are still held.
-        if (choice.HoldUntil == 0 || split >= choice.HoldLength)
-        {
-            choice.HoldUntil = now + _interval;
-        }
-
         choice.Text.RemovePrefix(split);
-        choice.HoldLength = choice.Text.Length;
-        choice.Deadline = choice.HoldUntil;
+        choice.Deadline = holdUntil;
     }
 
     private void FlushDue(IBufferWriter<byte> output, long now)
@@ -552,7 +573,10 @@ public sealed class StreamEventPipeline : IDisposable
                 LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
             }
 
-            FlushChoice(output, choice, now: 0, allowHold: false);
+            if (choice.HasText)
+            {
+                FlushChoice(output, choice, _timeProvider.GetTimestamp(), allowHold: false);
+            }
         }
     }
 

@@ -235,17 +235,36 @@ public sealed class CadenceRulesTests
     }
 
     [Fact]
-    public void Coalescer_TrailingZwj_HeldAtMostOneMoreInterval()
+    public void Coalescer_TrailingZwj_HeldUntilTheNextTokenCompletesTheCluster()
     {
         using var driver = new PipelineDriver(s_default);
         driver.Process(ChatChunks.Content("go"));
         driver.Process(ChatChunks.Content("x \U0001F469\u200D"));
         driver.Advance(TimeSpan.FromMilliseconds(20));
         Assert.Equal("gox ", ClientContent.Join(driver.ClientEvents()));
-        driver.Process(ChatChunks.Content("\U0001F467"));
-        driver.Advance(TimeSpan.FromMilliseconds(19));
+
+        // Longer than one interval: at 20 tokens/s the next part comes 50 ms later, and is still joined.
+        driver.Advance(TimeSpan.FromMilliseconds(50));
         Assert.Equal("gox ", ClientContent.Join(driver.ClientEvents()));
+        driver.Process(ChatChunks.Content("\U0001F467"));
+        driver.Advance(TimeSpan.FromMilliseconds(20));
+        Assert.Equal("gox ", ClientContent.Join(driver.ClientEvents()));
+        driver.Process(ChatChunks.Content(" ok"));
+        var events = driver.ClientEvents();
+        Assert.Equal("gox \U0001F469\u200D\U0001F467 ok", ClientContent.Join(events));
+        Assert.Equal("\U0001F469\u200D\U0001F467 ok", ClientContent.ContentOf(events[^1]));
+    }
+
+    [Fact]
+    public void Coalescer_HeldCluster_ReleasedWhenTheUpstreamGoesQuiet()
+    {
+        using var driver = new PipelineDriver(s_default);
+        driver.Process(ChatChunks.Content("go"));
+        driver.Process(ChatChunks.Content(" \U0001F44D"));
+        driver.Advance(TimeSpan.FromMilliseconds(499));
+        Assert.Equal("go ", ClientContent.Join(driver.ClientEvents()));
         driver.Advance(TimeSpan.FromMilliseconds(1));
-        Assert.Equal("gox \U0001F469\u200D\U0001F467", ClientContent.Join(driver.ClientEvents()));
+        Assert.Equal("go \U0001F44D", ClientContent.Join(driver.ClientEvents()));
+        Assert.Null(driver.Pipeline.FlushDeadline);
     }
 }
