@@ -93,7 +93,7 @@ internal sealed class CompletionEndpoint(
             record.RequestBody = bodyText;
         }
 
-        if (knobs.Status is int status)
+        if (MockFailTimes.Apply(context, knobs.Status) is int status)
         {
             MockInferenceLog.InjectedStatus(logger, record.Id, status);
             var (message, type, code) = OpenAiErrors.ForStatus(status);

@@ -25,6 +25,7 @@ public static class MockInferenceEndpoints
         services.TryAddSingleton<MockRequestRecorder>();
         services.TryAddSingleton<CompletionEndpoint>();
         services.TryAddSingleton<EmbeddingsEndpoint>();
+        services.TryAddSingleton<MockFailTimes>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, TokenizerWarmup>());
         return services;
     }
@@ -48,6 +49,7 @@ public static class MockInferenceEndpoints
         endpoints.MapGet("/v1/models", IntrospectionEndpoints.ListModelsAsync);
         endpoints.MapGet("/mock/requests/{id}", IntrospectionEndpoints.GetRecordAsync);
         endpoints.MapGet("/mock/clock", IntrospectionEndpoints.GetClockAsync);
+        endpoints.MapGet("/mock/fail-keys/{key}", MockFailTimes.GetCountAsync);
         return endpoints;
     }
 }

@@ -34,4 +34,10 @@ public sealed record StreamUsageRecord
 
     /// <summary>How it ended.</summary>
     public StreamEndReason EndReason { get; init; }
+
+    /// <summary>Upstream attempts made for the request, the first included (retries and failover before the first byte).</summary>
+    public int UpstreamAttempts { get; init; } = 1;
+
+    /// <summary>The destination id of each attempt, in order.</summary>
+    public IReadOnlyList<string> UpstreamDestinations { get; init; } = [];
 }

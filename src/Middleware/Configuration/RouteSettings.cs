@@ -29,6 +29,11 @@ public sealed record RouteSettings
     /// <summary>CORS.</summary>
     public required CrossOriginOptions Cors { get; init; }
 
+    // Issue 14 (resilience and compression).
+
+    /// <summary>Retries, failover and circuit breakers.</summary>
+    public Resilience.ResilienceOptions Resilience { get; init; } = new();
+
     /// <summary>The YARP route id, or null outside a route.</summary>
     public string? RouteId { get; init; }
 
@@ -49,6 +54,7 @@ public sealed record RouteSettings
                 Auth = defaults.Auth,
                 Heartbeat = defaults.Heartbeat,
                 Cors = defaults.Cors,
+                Resilience = defaults.Resilience,
                 RouteId = route?.RouteId,
             };
         }
@@ -69,6 +75,7 @@ public sealed record RouteSettings
             Auth = Copy(defaults.Auth, overlay.GetSection("Auth")),
             Heartbeat = Copy(defaults.Heartbeat, overlay.GetSection("Heartbeat")),
             Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
+            Resilience = Copy(defaults.Resilience, overlay.GetSection("Resilience")),
             RouteId = route!.RouteId,
         };
     }

@@ -16,6 +16,8 @@ public static class RelayApplicationBuilderExtensions
     public static IReverseProxyApplicationBuilder UseRelay(this IReverseProxyApplicationBuilder proxy)
     {
         proxy.UseMiddleware<RelayProxyMiddleware>();
+        // Retries and failover before the first byte: each attempt goes through the load balancing that follows.
+        proxy.UseMiddleware<Relay.Middleware.Resilience.UpstreamRetryMiddleware>();
         return proxy;
     }
 

@@ -84,6 +84,8 @@ public static class RelayServiceCollectionExtensions
     /// </summary>
     public static IReverseProxyBuilder AddRelayTransforms(this IReverseProxyBuilder builder)
     {
+        // Issue 14: retries, failover and circuit breakers (first: its response transform runs before the SSE transform).
+        Relay.Middleware.Resilience.RelayResilienceExtensions.AddRelayResilience(builder);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RelayTransformProvider>());
         builder.AddConfigFilter<RelayClusterConfigFilter>();
         builder.AddConfigFilter<ForwardedHeaderEncoding>();

@@ -34,8 +34,9 @@ internal sealed class SseResponseTransform : ResponseTransform
     {
         var upstream = context.ProxyResponse;
         var http = context.HttpContext;
-        if (upstream is null)
+        if (upstream is null || context.SuppressResponseBody)
         {
+            // No answer, or an earlier transform took it (an answer held back to be retried).
             return;
         }
 

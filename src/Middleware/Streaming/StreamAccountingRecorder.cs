@@ -45,6 +45,8 @@ internal sealed partial class StreamAccountingRecorder
             TimeToFirstToken = lifetime.FirstByteAt == 0 ? null : _time.GetElapsedTime(lifetime.StartedAt, lifetime.FirstByteAt),
             Duration = _time.GetElapsedTime(lifetime.StartedAt, now),
             EndReason = reason,
+            UpstreamAttempts = context.Features.Get<Resilience.UpstreamAttemptsFeature>()?.Attempts ?? 1,
+            UpstreamDestinations = [.. context.Features.Get<Resilience.UpstreamAttemptsFeature>()?.Destinations ?? []],
         };
 
         // The request's own copy: the WebSocket bridge reports these figures in response.done, so a client and the
@@ -54,7 +56,7 @@ internal sealed partial class StreamAccountingRecorder
         // A stream cut before the upstream's usage arrived has no prompt count: say so rather than print nothing.
         Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens is { } known ? known : UnknownCount, record.CompletionTokensGenerated,
             record.CompletionTokensCounted, record.CompletionTokensDelivered, record.TimeToFirstToken?.TotalMilliseconds,
-            record.Duration.TotalMilliseconds, record.EndReason);
+            record.Duration.TotalMilliseconds, record.EndReason, record.UpstreamAttempts, string.Join(',', record.UpstreamDestinations));
 
         var tags = new TagList
         {
@@ -142,11 +144,11 @@ internal sealed partial class StreamAccountingRecorder
     private static partial class Log
     {
         [LoggerMessage(100, LogLevel.Information,
-            "Stream ended: route {Route}, upstream {Upstream}, model {Model}, prompt tokens {PromptTokens}, completion tokens generated {CompletionTokensGenerated} (counted: {CompletionTokensCounted}), delivered {CompletionTokensDelivered}, time to first token {TimeToFirstTokenMs} ms, duration {DurationMs} ms, end {EndReason}",
+            "Stream ended: route {Route}, upstream {Upstream}, model {Model}, prompt tokens {PromptTokens}, completion tokens generated {CompletionTokensGenerated} (counted: {CompletionTokensCounted}), delivered {CompletionTokensDelivered}, time to first token {TimeToFirstTokenMs} ms, duration {DurationMs} ms, end {EndReason}, upstream attempts {UpstreamAttempts} ({UpstreamDestinations})",
             EventName = "StreamEnded")]
         public static partial void StreamEnded(ILogger logger, string? route, string? upstream, string? model, object promptTokens,
             long completionTokensGenerated, bool completionTokensCounted, long completionTokensDelivered, double? timeToFirstTokenMs,
-            double durationMs, StreamEndReason endReason);
+            double durationMs, StreamEndReason endReason, int upstreamAttempts, string upstreamDestinations);
 
         [LoggerMessage(101, LogLevel.Error, "A stream usage sink failed.", EventName = "UsageSinkFailed")]
         public static partial void SinkFailed(ILogger logger, Exception exception);
