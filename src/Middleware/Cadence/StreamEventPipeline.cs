@@ -554,7 +554,14 @@ public sealed class StreamEventPipeline : IDisposable
         {
             if (choice is { HasText: true } && choice.Deadline <= now)
             {
+                var slot = choice.Deadline;
+                var previous = choice.LastFlush;
                 FlushChoice(output, choice, now, allowHold: _coalesce);
+                if (choice.LastFlush != previous)
+                {
+                    // The flush belongs to its slot: a wake-up that came late does not push the next slot back.
+                    choice.LastFlush = Math.Max(slot, previous);
+                }
             }
         }
     }
