@@ -417,6 +417,7 @@ public sealed class StreamEventPipeline : IDisposable
         choice.Fast = choice.LastTokenAt != 0 && now - choice.LastTokenAt < _interval / 4;
         choice.LastTokenAt = now;
         choice.SeenContent = true;
+        var tokenStart = 0;
         if (!running && due && choice.Carry.IsEmpty)
         {
             // Fast path: nothing pending and the token goes out at once; if its text needs no repair and no
@@ -441,6 +442,7 @@ public sealed class StreamEventPipeline : IDisposable
                 StartRun(choice, data, field, kind, in info);
             }
 
+            tokenStart = choice.Text.Length;
             LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, choice.Text);
         }
 
@@ -452,7 +454,16 @@ public sealed class StreamEventPipeline : IDisposable
         choice.Tokens++;
         if (due || choice.Tokens >= Settings.MaxTokensPerFlush)
         {
+            var tokenLength = choice.Text.Length - tokenStart;
             FlushChoice(output, choice, now, allowHold: _coalesce);
+            if (choice.HasText && choice.Tokens == 0 && choice.Text.Length <= tokenLength)
+            {
+                // What is held back came with this token: its event is the envelope of the next write, so the
+                // held text's latency is measured from when it arrived (a held run never carries logprobs).
+                choice.Envelope.Clear();
+                choice.Envelope.Append(data);
+                choice.Field = field;
+            }
         }
         else
         {
