@@ -414,7 +414,7 @@ public sealed class StreamEventPipeline : IDisposable
         // The throttle: a token goes out at once when the choice's last flush is at least an interval old (the
         // first token always); otherwise it waits for last flush + interval, or for MaxTokensPerFlush tokens.
         var due = !_coalesce || !choice.SeenContent || now - choice.LastFlush >= _interval;
-        choice.Fast = choice.LastTokenAt != 0 && now - choice.LastTokenAt < _interval / 4;
+        choice.Fast = false;
         choice.LastTokenAt = now;
         choice.SeenContent = true;
         var tokenStart = 0;
@@ -452,7 +452,11 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         choice.Tokens++;
-        if (due || choice.Tokens >= Settings.MaxTokensPerFlush)
+
+        // MaxTokensPerFlush tokens before the slot: the upstream outpaces the cadence, and the next token is due
+        // long before the next flush, so a final letter may wait for a combining mark.
+        choice.Fast = choice.Tokens >= Settings.MaxTokensPerFlush;
+        if (due || choice.Fast)
         {
             var tokenLength = choice.Text.Length - tokenStart;
             FlushChoice(output, choice, now, allowHold: _coalesce);
