@@ -78,8 +78,11 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
             var (seed, mode) = streams[i];
             using var request = SseRead.ChatRequest(baseUrl ?? Relay.Url, streamOptions: streamOptions, headers: new Dictionary<string, string>
             {
-                ["x-mock-seed"] = seed.ToString(CultureInfo.InvariantCulture), ["x-mock-tokens-per-second"] = tokensPerSecond.ToString(CultureInfo.InvariantCulture),
-                ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = maxTokens.ToString(CultureInfo.InvariantCulture), ["x-mock-token-boundary"] = mode,
+                ["x-mock-seed"] = seed.ToString(CultureInfo.InvariantCulture),
+                ["x-mock-tokens-per-second"] = tokensPerSecond.ToString(CultureInfo.InvariantCulture),
+                ["x-mock-ttft-ms"] = "0",
+                ["x-mock-max-tokens"] = maxTokens.ToString(CultureInfo.InvariantCulture),
+                ["x-mock-token-boundary"] = mode,
             });
             using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
             var events = await SseRead.ReadAllAsync(response, ct);
