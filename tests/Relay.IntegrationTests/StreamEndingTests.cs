@@ -98,8 +98,13 @@ public sealed partial class StreamEndingTests(MockUpstreamFixture upstream) : Re
 
     private static Dictionary<string, string> ErrorEventKnobs(string boundary) => new()
     {
-        ["x-mock-seed"] = "1014", ["x-mock-max-tokens"] = "20", ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0",
-        ["x-mock-token-boundary"] = boundary, ["x-mock-fail-after-tokens"] = "4", ["x-mock-fail-mode"] = "error-event",
+        ["x-mock-seed"] = "1014",
+        ["x-mock-max-tokens"] = "20",
+        ["x-mock-tokens-per-second"] = "0",
+        ["x-mock-ttft-ms"] = "0",
+        ["x-mock-token-boundary"] = boundary,
+        ["x-mock-fail-after-tokens"] = "4",
+        ["x-mock-fail-mode"] = "error-event",
     };
 
     private static async Task<string> SdkTextAsync(string baseUrl)

@@ -45,7 +45,7 @@ internal sealed class PendingChoiceDelta : IDisposable
     /// <summary>When the choice's latest token arrived (a timestamp), or 0.</summary>
     public long LastTokenAt;
 
-    /// <summary>Whether the latest token came less than a quarter interval after the one before: the upstream outpaces the cadence.</summary>
+    /// <summary>Whether the latest token filled a flush before its slot: the upstream outpaces the cadence.</summary>
     public bool Fast;
 
     /// <summary>Whether this choice has already delivered a content token (the first one is never delayed).</summary>

@@ -414,9 +414,10 @@ public sealed class StreamEventPipeline : IDisposable
         // The throttle: a token goes out at once when the choice's last flush is at least an interval old (the
         // first token always); otherwise it waits for last flush + interval, or for MaxTokensPerFlush tokens.
         var due = !_coalesce || !choice.SeenContent || now - choice.LastFlush >= _interval;
-        choice.Fast = choice.LastTokenAt != 0 && now - choice.LastTokenAt < _interval / 4;
+        choice.Fast = false;
         choice.LastTokenAt = now;
         choice.SeenContent = true;
+        var tokenStart = 0;
         if (!running && due && choice.Carry.IsEmpty)
         {
             // Fast path: nothing pending and the token goes out at once; if its text needs no repair and no
@@ -441,6 +442,7 @@ public sealed class StreamEventPipeline : IDisposable
                 StartRun(choice, data, field, kind, in info);
             }
 
+            tokenStart = choice.Text.Length;
             LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, choice.Text);
         }
 
@@ -450,9 +452,22 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         choice.Tokens++;
-        if (due || choice.Tokens >= Settings.MaxTokensPerFlush)
+
+        // MaxTokensPerFlush tokens before the slot: the upstream outpaces the cadence, and the next token is due
+        // long before the next flush, so a final letter may wait for a combining mark.
+        choice.Fast = choice.Tokens >= Settings.MaxTokensPerFlush;
+        if (due || choice.Fast)
         {
+            var tokenLength = choice.Text.Length - tokenStart;
             FlushChoice(output, choice, now, allowHold: _coalesce);
+            if (choice.HasText && choice.Tokens == 0 && choice.Text.Length <= tokenLength)
+            {
+                // What is held back came with this token: its event is the envelope of the next write, so the
+                // held text's latency is measured from when it arrived (a held run never carries logprobs).
+                choice.Envelope.Clear();
+                choice.Envelope.Append(data);
+                choice.Field = field;
+            }
         }
         else
         {
@@ -554,7 +569,14 @@ public sealed class StreamEventPipeline : IDisposable
         {
             if (choice is { HasText: true } && choice.Deadline <= now)
             {
+                var slot = choice.Deadline;
+                var previous = choice.LastFlush;
                 FlushChoice(output, choice, now, allowHold: _coalesce);
+                if (choice.LastFlush != previous)
+                {
+                    // The flush belongs to its slot: a wake-up that came late does not push the next slot back.
+                    choice.LastFlush = Math.Max(slot, previous);
+                }
             }
         }
     }

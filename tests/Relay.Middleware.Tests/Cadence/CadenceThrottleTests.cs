@@ -67,6 +67,29 @@ public sealed class CadenceThrottleTests
     }
 
     [Fact]
+    public void LateWakeUp_DoesNotPushTheNextSlotBack()
+    {
+        using var driver = new PipelineDriver(s_default);
+        driver.Process(ChatChunks.Content("a"));
+        var start = driver.Time.GetTimestamp();
+        driver.Time.Advance(TimeSpan.FromMilliseconds(10));
+        driver.Process(ChatChunks.Content("b"));
+
+        // The wake-up for the 20 ms slot comes 7 ms late (a busy machine): "b" goes then...
+        driver.Time.Advance(TimeSpan.FromMilliseconds(17));
+        var late = new System.Buffers.ArrayBufferWriter<byte>();
+        driver.Pipeline.OnDeadline(late);
+        Assert.Contains("\"content\":\"b\"", System.Text.Encoding.UTF8.GetString(late.WrittenSpan), StringComparison.Ordinal);
+
+        // ... and a token at 40 ms, an interval after the slot, still goes out at once.
+        driver.Time.Advance(TimeSpan.FromMilliseconds(13));
+        var before = driver.Output.Length;
+        driver.Process(ChatChunks.Content("c"));
+        Assert.True(driver.Output.Length > before, "the token after the late flush waited");
+        Assert.Equal(start + TimeSpan.FromMilliseconds(40).Ticks, driver.Time.GetTimestamp());
+    }
+
+    [Fact]
     public void MaxTokens_FlushBeforeTheInterval()
     {
         using var driver = new PipelineDriver(s_default with { MaxTokensPerFlush = 4 });

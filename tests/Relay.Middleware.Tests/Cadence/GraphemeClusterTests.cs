@@ -82,6 +82,23 @@ public sealed class GraphemeClusterTests
     }
 
     [Fact]
+    public void HeldEmoji_GoesOutWithTheEnvelopeOfTheTokenItCameWith()
+    {
+        // Each emoji waits one token for a modifier or ZWJ; its event's mock_emitted_us is its own token's, so a
+        // run of emoji is not measured (or stamped) from the first of them.
+        using var driver = new PipelineDriver(s_default);
+        var tokens = new[] { "go", " \U0001F389", "\U0001F525", "\u2728", " end" };
+        for (var i = 0; i < tokens.Length; i++)
+        {
+            driver.Process(ChatChunks.Event($"{{\"id\":\"c\",\"mock_emitted_us\":{i},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{tokens[i]}\"}},\"finish_reason\":null}}]}}"));
+            driver.Advance(TimeSpan.FromMilliseconds(20));
+        }
+
+        var events = driver.ClientEvents().Select(static e => (ClientContent.ContentOf(e), System.Text.Json.JsonDocument.Parse(e).RootElement.GetProperty("mock_emitted_us").GetInt32()));
+        Assert.Equal([("go", 0), (" ", 1), ("\U0001F389", 1), ("\U0001F525", 2), ("\u2728 end", 3)], events);
+    }
+
+    [Fact]
     public void LoneRegionalIndicator_IsHeld_PairIsNot()
     {
         Assert.Equal(6, GraphemeHold.HoldBackStart(Encoding.UTF8.GetBytes("flags \U0001F1EF"), fast: false, out var kind));
