@@ -183,7 +183,7 @@ public sealed class ErrorTests(MockUpstreamFixture upstream) : RelayTestBase(ups
         Assert.True(events[^1].IsDone);
     }
 
-    internal static async Task AssertErrorAsync(HttpResponseMessage response, int status, string type, string code)
+    internal static async Task AssertErrorAsync(HttpResponseMessage response, int status, string type, string? code)
     {
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(status == (int)response.StatusCode, $"expected {status}, got {(int)response.StatusCode}: {body}");

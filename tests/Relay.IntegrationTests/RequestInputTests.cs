@@ -7,6 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Relay.IntegrationTests.Infrastructure;
 using Relay.Middleware.Auth;
+using Relay.Middleware.Hosting;
+using Yarp.ReverseProxy.Configuration;
 
 namespace Relay.IntegrationTests;
 
@@ -52,6 +54,18 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("42…", (await echo.NextRequestAsync()).Header("Last-Event-ID"));
+    }
+
+    [Fact]
+    public async Task ClusterWithoutARequestHeaderEncoding_GetsUtf8_AndOneThatChoosesItsOwnKeepsIt()
+    {
+        var filter = new RelayClusterConfigFilter();
+        Assert.Equal("utf-8", (await filter.ConfigureClusterAsync(new ClusterConfig { ClusterId = "c" }, default)).HttpClient!.RequestHeaderEncoding);
+
+        var latin1 = new ClusterConfig { ClusterId = "c", HttpClient = new HttpClientConfig { RequestHeaderEncoding = "latin1", MaxConnectionsPerServer = 3 } };
+        var kept = (await filter.ConfigureClusterAsync(latin1, default)).HttpClient!;
+        Assert.Equal("latin1", kept.RequestHeaderEncoding);
+        Assert.Equal(3, kept.MaxConnectionsPerServer);
     }
 
     [Fact]
@@ -148,7 +162,10 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
         using var response = await Client.SendAsync(request);
 
         await ErrorTests.AssertErrorAsync(response, 500, "server_error", "relay_error");
-        var logged = Assert.Single(relay.Logs.GetSnapshot(), r => r.Level == LogLevel.Error);
+        // The exception handler logs once the response is written: wait for the record, not for a fixed time.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var logged = await relay.Logs.GetLogsAsync(timeout.Token).FirstAsync(static r => r.Level == LogLevel.Error, timeout.Token);
+        Assert.Single(relay.Logs.GetSnapshot(), static r => r.Level == LogLevel.Error);
         var exception = Assert.IsType<InvalidOperationException>(logged.Exception);
         Assert.Contains(nameof(BrokenTicketStore), exception.StackTrace, StringComparison.Ordinal);
         AuthTests.AssertNotLogged(relay, key);
@@ -165,7 +182,7 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
         using var request = new HttpRequestMessage(new HttpMethod(method), Relay.Url + path);
         using var response = await Client.SendAsync(request);
 
-        await AssertErrorAsync(response, status, "invalid_request_error", null);
+        await ErrorTests.AssertErrorAsync(response, status, "invalid_request_error", null);
         var message = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("message").GetString()!;
         Assert.Contains($"{status}", message, StringComparison.Ordinal);
         Assert.Contains($"{method} {path}", message, StringComparison.Ordinal);
@@ -186,7 +203,7 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
 
         using var response = await Client.GetAsync(relay.Url + "/v1/models");
 
-        await AssertErrorAsync(response, status, type, status >= 500 ? "upstream_error" : null);
+        await ErrorTests.AssertErrorAsync(response, status, type, status >= 500 ? "upstream_error" : null);
         if (status == 503)
         {
             Assert.Equal(TimeSpan.FromSeconds(7), response.Headers.RetryAfter?.Delta);
@@ -227,18 +244,6 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
         var error = JsonDocument.Parse(body).RootElement.GetProperty("error");
         Assert.Equal("timeout", error.GetProperty("type").GetString());
         Assert.Equal("request_body_timeout", error.GetProperty("code").GetString());
-    }
-
-    /// <summary>As <see cref="ErrorTests.AssertErrorAsync"/>, for errors whose code may be null (as OpenAI's own often are).</summary>
-    private static async Task AssertErrorAsync(HttpResponseMessage response, int status, string type, string? code)
-    {
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(status == (int)response.StatusCode, $"expected {status}, got {(int)response.StatusCode}: {body}");
-        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        var error = JsonDocument.Parse(body).RootElement.GetProperty("error");
-        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
-        Assert.Equal(type, error.GetProperty("type").GetString());
-        Assert.Equal(code, error.GetProperty("code").GetString());
     }
 
     /// <summary>Sends raw request bytes and reads the response until the server closes or the body's length is read.</summary>

@@ -10,7 +10,6 @@ using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Cors;
 using Relay.Middleware.Hosting;
-using Relay.Middleware.Requests;
 using Relay.Middleware.Streaming;
 using Relay.Middleware.WebSockets;
 using Yarp.ReverseProxy.Transforms.Builder;
@@ -88,7 +87,6 @@ public static class RelayServiceCollectionExtensions
         Relay.Middleware.Resilience.RelayResilienceExtensions.AddRelayResilience(builder);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RelayTransformProvider>());
         builder.AddConfigFilter<RelayClusterConfigFilter>();
-        builder.AddConfigFilter<ForwardedHeaderEncoding>();
         return builder;
     }
 }
