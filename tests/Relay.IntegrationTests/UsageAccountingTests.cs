@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Relay.IntegrationTests.Infrastructure;
 using Relay.Middleware.Accounting;
@@ -94,6 +95,71 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
         Assert.True(record.CompletionTokensCounted);
         Assert.Equal(3, record.CompletionTokensDelivered);
     }
+
+    [Fact]
+    public async Task Http2ClientThatNeverOpensItsWindow_ReceivesNothing_AndDeliveredCountsAtMostWhatKestrelAccepted()
+    {
+        var sink = new CapturingSink();
+        await using var relay = await StartSmallBufferH2cRelayAsync(sink);
+        var next = sink.Next();
+        await using var client = await RawHttp2Client.ConnectWithClosedWindowAsync(new Uri(relay.H2cUrl!).Port);
+        await client.PostAsync("/v1/chat/completions", OneTokenPerEventBody, LongFastReply);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var reading = client.ReadUntilAsync(() => next.IsCompleted, stop.Token);
+
+        var record = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(client.HeadersReceived);
+        Assert.Equal(0, client.DataBytes);
+        Assert.Equal(StreamEndReason.WriteStallTimeout, record.EndReason);
+        // Kestrel accepts at most its response buffer before a flush waits; an event is well over 100 bytes. The old
+        // count said every generated token was delivered (133 of 133 in the reproduction).
+        const int MostAcceptedEvents = SmallKestrelBufferBytes / 100;
+        Assert.True(record.CompletionTokensGenerated > MostAcceptedEvents, $"generated {record.CompletionTokensGenerated}: too few to tell");
+        Assert.True(record.CompletionTokensDelivered <= MostAcceptedEvents,
+            $"delivered {record.CompletionTokensDelivered} of {record.CompletionTokensGenerated} generated, to a client that received 0 bytes");
+        // Relay reset the stream (or the read is stopped here): either way the reader is done.
+        await stop.CancelAsync();
+        await reading.ContinueWith(static _ => { }, TaskScheduler.Default);
+    }
+
+    [Fact]
+    public async Task Control_Http2ClientThatReads_IsDeliveredEverything()
+    {
+        var sink = new CapturingSink();
+        await using var relay = await StartSmallBufferH2cRelayAsync(sink);
+        var next = sink.Next();
+        using var client = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var request = new HttpRequestMessage(HttpMethod.Post, relay.H2cUrl + "/v1/chat/completions")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new StringContent(OneTokenPerEventBody, System.Text.Encoding.UTF8, "application/json"),
+        };
+        foreach (var (name, value) in LongFastReply)
+        {
+            request.Headers.Add(name, value);
+        }
+
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
+        var record = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(StreamEndReason.Completed, record.EndReason);
+        Assert.Equal(record.CompletionTokensGenerated, record.CompletionTokensDelivered);
+    }
+
+    private const int SmallKestrelBufferBytes = 4096;
+
+    private const string OneTokenPerEventBody =
+        """{"model":"mock","stream":true,"stream_options":{"chunk_size":1},"messages":[{"role":"user","content":"Say something."}]}""";
+
+    private static readonly Dictionary<string, string> LongFastReply = new() { ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "2000" };
+
+    /// <summary>Relay with an h2c listener, a 4 KiB Kestrel response buffer and a 1 s write-stall timeout.</summary>
+    private Task<InProcessRelay> StartSmallBufferH2cRelayAsync(CapturingSink sink) => InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
+    {
+        ["Relay:Backpressure:MaxBufferedBytes"] = SmallKestrelBufferBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Relay:Timeouts:WriteStallSeconds"] = "1",
+    }, h2c: true, services: s => s.AddSingleton<IStreamUsageSink>(sink));
 
     /// <summary>Hands the next record to whoever waits for it (the tests of this class run one at a time).</summary>
     private sealed class CapturingSink : IStreamUsageSink

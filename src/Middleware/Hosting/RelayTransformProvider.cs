@@ -1,4 +1,5 @@
 using Microsoft.Net.Http.Headers;
+using Relay.Middleware.Accounting;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Cors;
@@ -63,6 +64,7 @@ internal sealed class RelayTransformProvider : ITransformProvider
             context.ResponseTransforms.Add(UpstreamCorsHeadersRemoveTransform.Instance);
         }
 
+        context.ResponseTransforms.Add(AcceptedDeliveryTransform.Instance);
         context.ResponseTransforms.Add(_sse);
     }
 }

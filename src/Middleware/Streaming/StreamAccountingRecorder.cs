@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Relay.Middleware.Accounting;
 using Relay.Middleware.Cadence;
@@ -41,7 +42,8 @@ internal sealed partial class StreamAccountingRecorder
             PromptTokens = accounting.PromptTokens,
             CompletionTokensGenerated = accounting.CompletionTokens ?? accounting.UpstreamContentEvents,
             CompletionTokensCounted = counted,
-            CompletionTokensDelivered = DeliveredTokens(accounting),
+            CompletionTokensDelivered = DeliveredTokens(accounting,
+                context.Features.Get<IHttpResponseBodyFeature>() is AcceptedDeliveryBody accepted ? accepted.AcceptedContentEvents : accounting.DeliveredContentEvents),
             TimeToFirstToken = lifetime.FirstByteAt == 0 ? null : _time.GetElapsedTime(lifetime.StartedAt, lifetime.FirstByteAt),
             Duration = _time.GetElapsedTime(lifetime.StartedAt, now),
             EndReason = reason,
@@ -125,14 +127,18 @@ internal sealed partial class StreamAccountingRecorder
             : null;
     }
 
+    /// <inheritdoc cref="DeliveredTokens(StreamAccounting, long)"/>
+    internal static long DeliveredTokens(StreamAccounting accounting) => DeliveredTokens(accounting, accounting.DeliveredContentEvents);
+
     /// <summary>
-    /// Completion tokens delivered. Content events count tokens until the upstream's usage says otherwise: an upstream
-    /// may split one token over two events (a character cut between them) or put several in one. With usage known,
-    /// a stream delivered in full delivered all of it, and a cut one its share, so delivered never exceeds generated.
+    /// Completion tokens delivered, from the content events whose content the server accepted for the client
+    /// (<paramref name="events"/>, see <see cref="AcceptedDeliveryBody"/>). Content events count tokens until the
+    /// upstream's usage says otherwise: an upstream may split one token over two events (a character cut between them)
+    /// or put several in one. With usage known, a stream delivered in full delivered all of it, and a cut one its
+    /// share, so delivered never exceeds generated.
     /// </summary>
-    internal static long DeliveredTokens(StreamAccounting accounting)
+    internal static long DeliveredTokens(StreamAccounting accounting, long events)
     {
-        var events = accounting.DeliveredContentEvents;
         if (accounting.CompletionTokens is not { } tokens || accounting.UpstreamContentEvents == 0)
         {
             return events;
