@@ -146,14 +146,16 @@ public sealed class CancellationTests(MockUpstreamFixture upstream)
         Assert.Equal(atAbort, record.GetProperty("tokens_generated").GetInt32());
     }
 
-    internal static async Task<string> ReadHeadAsync(NetworkStream stream)
+    /// <summary>Reads the response head byte by byte (nothing of the body); gives up after 10 s, or when <paramref name="cancellationToken"/> says, when there is one.</summary>
+    internal static async Task<string> ReadHeadAsync(NetworkStream stream, CancellationToken? cancellationToken = null)
     {
         var head = new StringBuilder();
         var one = new byte[1];
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = cancellationToken is null ? new CancellationTokenSource(TimeSpan.FromSeconds(10)) : null;
+        var token = cancellationToken ?? timeout!.Token;
         while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
         {
-            if (await stream.ReadAsync(one, timeout.Token) == 0)
+            if (await stream.ReadAsync(one, token) == 0)
             {
                 throw new IOException($"connection closed before the response head ended: {head}");
             }
