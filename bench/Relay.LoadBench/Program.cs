@@ -59,7 +59,7 @@ var runner = new Runner(settings, paths, results);
 await runner.LoadExpectedAsync(Target.All[0]);
 
 Console.WriteLine(RuntimeCounters.Available ? "Runtime counters: dotnet-counters." : "Runtime counters: dotnet-counters not found (dotnet tool install -g dotnet-counters); JIT/GC settling is not reported.");
-var targets = Target.All.Concat(variants).Where(t => only is null ? t.Default : only.Contains(t.Name) || t is DirectTarget || variants.Contains(t));
+var targets = Target.All.Concat(variants).Where(t => only is null ? (settings.Mode == "quick" ? t.Quick : t.Default) : only.Contains(t.Name) || t is DirectTarget || variants.Contains(t));
 foreach (var target in targets)
 {
     if (target.Unavailable(paths) is { } reason)

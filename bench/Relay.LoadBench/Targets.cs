@@ -35,6 +35,9 @@ internal abstract class Target(string name, string description)
     /// <summary>Runs without <c>--targets</c>; the other third-party proxies run when named.</summary>
     public virtual bool Default => true;
 
+    /// <summary>Runs in quick mode without <c>--targets</c> (quick mode must stay under 2 minutes).</summary>
+    public virtual bool Quick => Default;
+
     /// <summary>A .NET process: its runtime counters are recorded.</summary>
     public virtual bool IsDotnet => false;
 
@@ -139,6 +142,8 @@ internal sealed class RelayTarget(string name, string description, bool passThro
 /// <summary>The same Kestrel + YARP stack with YARP's defaults and none of Relay's work (bench/PlainYarp).</summary>
 internal sealed class PlainYarpTarget() : Target("plain-yarp", "Kestrel + YARP 2.3, default settings (bench/PlainYarp)")
 {
+    public override bool Quick => false;
+
     public override bool IsDotnet => true;
 
     public override string? Unavailable(BenchPaths paths) =>
