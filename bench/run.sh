@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-bash bench/setup.sh
+bash bench/setup.sh "$@"
 command -v h2load >/dev/null || { echo "h2load is required (Debian: apt-get install nghttp2-client)" >&2; exit 2; }
 echo "== build (Release)"
 for project in src/Relay/Relay.csproj src/MockInference/MockInference.csproj bench/PlainYarp/PlainYarp.csproj bench/Relay.LoadBench/Relay.LoadBench.csproj; do

@@ -2,14 +2,18 @@
 # Installs what the load benchmark needs where missing: h2load (Debian nghttp2-client: the background load,
 # required), dotnet-counters (a dotnet tool: runtime counters, optional), and the third-party targets nginx,
 # HAProxy and Caddy (Debian packages) and Portkey's AI gateway (npm @portkey-ai/gateway, into bench/.tools/portkey).
-# A target that cannot be installed is skipped by the benchmark with a printed reason; this script never fails
-# for an optional one.
+# HAProxy, Caddy and Portkey are installed only when named in --targets (the arguments of bench/run.sh are passed
+# on): they are not default targets. A target that cannot be installed is skipped by the benchmark with a printed
+# reason; this script never fails for an optional one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
+named() { [[ " $* " == *--targets* ]] && [[ "$*" == *"$target"* ]]; }
 for pkg in nginx haproxy caddy; do
+  target=$pkg
+  [ "$pkg" = nginx ] || named "$@" || continue
   command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -29,7 +33,10 @@ if [ ! -x "$HOME/.dotnet/tools/dotnet-counters" ]; then
 fi
 
 portkey=bench/.tools/portkey
-if [ -f "$portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ]; then
+target=portkey
+if ! named "$@"; then
+  :
+elif [ -f "$portkey/node_modules/@portkey-ai/gateway/build/start-server.js" ]; then
   :
 elif command -v npm >/dev/null 2>&1; then
   echo "== npm install @portkey-ai/gateway (into $portkey)"

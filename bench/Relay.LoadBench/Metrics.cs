@@ -45,9 +45,6 @@ internal sealed record LoadMetrics(
 
     public bool LatencyValid => !(GeneratorCoreBusy > 0.8);
 
-    /// <summary>JIT time in the measured pass as a share of the proxy's CPU in it (NaN without counters).</summary>
-    public double JitShare => Counters is { } c && CpuSeconds > 0 ? c.JitSeconds / CpuSeconds : double.NaN;
-
     public double AllocatedBytesPerToken => Counters is { } c && Tokens > 0 ? c.AllocatedBytes / Tokens : double.NaN;
 }
 

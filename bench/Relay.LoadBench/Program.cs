@@ -59,7 +59,7 @@ var runner = new Runner(settings, paths, results);
 await runner.LoadExpectedAsync(Target.All[0]);
 
 Console.WriteLine(RuntimeCounters.Available ? "Runtime counters: dotnet-counters." : "Runtime counters: dotnet-counters not found (dotnet tool install -g dotnet-counters); JIT/GC settling is not reported.");
-var targets = Target.All.Concat(variants).Where(t => only is null ? t.Default : only.Contains(t.Name) || t is DirectTarget || variants.Contains(t));
+var targets = Target.All.Concat(variants).Where(t => only is null ? (settings.Mode == "quick" ? t.Quick : t.Default) : only.Contains(t.Name) || t is DirectTarget || variants.Contains(t));
 foreach (var target in targets)
 {
     if (target.Unavailable(paths) is { } reason)
@@ -126,7 +126,7 @@ foreach (var target in targets)
 
         foreach (var m in results.Loads.Skip(firstLoad))
         {
-            Console.WriteLine($"   {m.Scenario,-12} probes p50 {m.LatencyP50Us / 1000:F2} ms, p99 {m.LatencyP99Us / 1000:F2} ms, TTFT p50 {m.TtftP50Us / 1000:F1} ms, CPU {m.CpuPerMillionTokens:F1} s/M tokens, {m.EventsPerToken:F3} events/token, JIT {m.JitShare:P1} of CPU, generator core {m.GeneratorCoreBusy:P0} busy (ours {m.GeneratorCpuShare:P0}, h2load {m.H2LoadCpuShare:P0}){(m.LatencyValid ? "" : " INVALID latency")}, errors {m.Errors}");
+            Console.WriteLine($"   {m.Scenario,-12} probes p50 {m.LatencyP50Us / 1000:F2} ms, p99 {m.LatencyP99Us / 1000:F2} ms, TTFT p50 {m.TtftP50Us / 1000:F1} ms, CPU {m.CpuPerMillionTokens:F1} s/M tokens, {m.EventsPerToken:F3} events/token, JIT {m.WarmupCounters?.JitMethods:F0} → {m.Counters?.JitMethods:F0} methods ({m.WarmupCounters?.JitSeconds:F2} → {m.Counters?.JitSeconds:F2} s wall), GC pauses {m.Counters?.GcPauseSeconds * 1000:F0} ms in {m.Counters?.Gen0 + m.Counters?.Gen1 + m.Counters?.Gen2:F0} GCs, {m.AllocatedBytesPerToken:F0} B allocated/token, peak RSS {m.PeakRssMiB:F0} MiB, generator core {m.GeneratorCoreBusy:P0} busy (ours {m.GeneratorCpuShare:P0}, h2load {m.H2LoadCpuShare:P0}){(m.LatencyValid ? "" : " INVALID latency")}, errors {m.Errors}");
         }
 
         if (Runs("cancel"))

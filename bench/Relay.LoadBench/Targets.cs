@@ -35,6 +35,9 @@ internal abstract class Target(string name, string description)
     /// <summary>Runs without <c>--targets</c>; the other third-party proxies run when named.</summary>
     public virtual bool Default => true;
 
+    /// <summary>Runs in quick mode without <c>--targets</c> (quick mode must stay under 2 minutes).</summary>
+    public virtual bool Quick => Default;
+
     /// <summary>A .NET process: its runtime counters are recorded.</summary>
     public virtual bool IsDotnet => false;
 
@@ -53,9 +56,11 @@ internal abstract class Target(string name, string description)
 
     protected static async Task<RunningTarget> Listening(TargetProcess process, int h1Port, int? h2Port)
     {
+        var started = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             await process.WaitListeningAsync(h2Port is int p ? [h1Port, p] : [h1Port], TimeSpan.FromSeconds(30));
+            Console.WriteLine($"   listening after {started.Elapsed.TotalSeconds:F2} s (start-up; CPU {ProcStat.Read(ProcStat.Tree(process.Pid)).CpuSeconds:F2} s)");
         }
         catch
         {
@@ -105,7 +110,8 @@ internal sealed class RelayTarget(string name, string description, bool passThro
     /// <summary>
     /// Relay in pass-through with other runtime settings (environment variables), for the runtime-settings
     /// experiments of docs/performance.md: <c>"pgo0:DOTNET_TieredPGO=0;gc:DOTNET_gcServer=1 DOTNET_GCgen0size=0x4000000"</c>
-    /// adds targets <c>relay-passthrough+pgo0</c> and <c>relay-passthrough+gc</c>.
+    /// adds targets <c>relay-passthrough+pgo0</c> and <c>relay-passthrough+gc</c>. <c>RELAY_DLL=path</c> is not
+    /// an environment variable: it runs another build of Relay (a ReadyToRun publish, say) instead of bin/Release.
     /// </summary>
     public static IReadOnlyList<Target> Variants(string? spec) =>
         [.. (spec ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(variant =>
@@ -121,9 +127,10 @@ internal sealed class RelayTarget(string name, string description, bool passThro
     public override Task<RunningTarget> StartAsync(BenchPaths paths)
     {
         var (h1, h2) = (TargetProcess.FreePort(), TargetProcess.FreePort());
+        var dll = environment?.GetValueOrDefault("RELAY_DLL") is { } other ? Path.GetFullPath(other, paths.RepoRoot) : paths.Built("src/Relay", "Relay.dll");
         var process = TargetProcess.Start(Name, ProxyCore, Dir(paths, Name), "dotnet",
         [
-            paths.Built("src/Relay", "Relay.dll"),
+            dll,
             "--urls", $"http://127.0.0.1:{h1}",
             "--H2cUrls", $"http://127.0.0.1:{h2}",
             "--Relay:Upstream:BaseUrl", paths.MockUrl,
@@ -135,6 +142,8 @@ internal sealed class RelayTarget(string name, string description, bool passThro
 /// <summary>The same Kestrel + YARP stack with YARP's defaults and none of Relay's work (bench/PlainYarp).</summary>
 internal sealed class PlainYarpTarget() : Target("plain-yarp", "Kestrel + YARP 2.3, default settings (bench/PlainYarp)")
 {
+    public override bool Quick => false;
+
     public override bool IsDotnet => true;
 
     public override string? Unavailable(BenchPaths paths) =>
