@@ -15,7 +15,9 @@ internal static class StackAssertions
         using var client = new HttpClient();
         using var request = SseRead.ChatRequest(edgeUrl, headers: new Dictionary<string, string>
         {
-            ["x-mock-tokens-per-second"] = "5", ["x-mock-max-tokens"] = "25", ["x-mock-ttft-ms"] = "0",
+            ["x-mock-tokens-per-second"] = "5",
+            ["x-mock-max-tokens"] = "25",
+            ["x-mock-ttft-ms"] = "0",
         });
         using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
@@ -30,7 +32,9 @@ internal static class StackAssertions
     {
         await using var client = await BridgeClient.ConnectAsync(edgeUrl, new Dictionary<string, string>
         {
-            ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "20",
+            ["x-mock-tokens-per-second"] = "0",
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-max-tokens"] = "20",
         });
         await client.SendAsync(BridgeClient.Create());
         var messages = await client.ReceiveUntilAsync("response.done");
