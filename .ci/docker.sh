@@ -5,7 +5,7 @@
 #
 #   eval "$(bash .ci/docker.sh)"     progress goes to stderr, the exports to stdout
 #   bash .ci/docker.sh images        only the engine and the base images (.ci/run, while it builds the solution)
-#   eval "$(bash .ci/docker.sh publish)"   only the apps and the exports (.ci/run, after the build)
+#   eval "$(bash .ci/docker.sh publish)"   only the apps (as built, no compile) and the exports (.ci/run, after its build)
 #
 # Then `dotnet test` runs the container tests (RELAY_TEST_DOCKER=1) and the images build from the project's
 # Dockerfiles with these build arguments:
@@ -106,16 +106,16 @@ build_nginx() {
   quiet timeout 600 docker build -t "$NGINX" -f .ci/images/nginx.Dockerfile .ci/images || fail "docker build $NGINX"
 }
 
-# The configuration CI has just built (an incremental publish, no second compile on a 2-core machine); a user
-# building with the SDK image gets Release.
+# The configuration CI has just built: `publish` (after .ci/run's build) copies it without compiling again, which
+# on a loaded 2-core machine saves minutes; a user building with the SDK image gets Release.
 readonly CONFIGURATION=${RELAY_PUBLISH_CONFIGURATION:-Debug}
 
 publish_apps() {
-  log "publishing Relay and MockInference ($CONFIGURATION) to artifacts/docker"
+  log "publishing Relay and MockInference ($CONFIGURATION${1:+, $1}) to artifacts/docker"
   rm -rf artifacts/docker
   local p
   for p in Relay MockInference; do
-    dotnet publish "src/$p/$p.csproj" -c "$CONFIGURATION" -o "artifacts/docker/$p" -nologo -v:q >&2 || fail "dotnet publish $p"
+    dotnet publish "src/$p/$p.csproj" -c "$CONFIGURATION" -o "artifacts/docker/$p" -nologo -v:q "$@" >&2 || fail "dotnet publish $p"
   done
 }
 
@@ -131,7 +131,7 @@ images() {
 
 publish() {
   local start=$SECONDS
-  publish_apps
+  publish_apps "$@"
   log "apps published in $((SECONDS - start))s"
   cat <<EXPORTS
 export RELAY_TEST_DOCKER=1
@@ -144,7 +144,7 @@ EXPORTS
 
 case "${1:-all}" in
   images) images ;;
-  publish) engine_up || fail "no Docker engine is running (bash .ci/docker.sh images)"; publish ;;
+  publish) engine_up || fail "no Docker engine is running (bash .ci/docker.sh images)"; publish --no-build ;;
   all) images; publish ;;
   *) fail "usage: .ci/docker.sh [images|publish]" ;;
 esac

@@ -47,13 +47,7 @@ public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : 
     {
         Skip.If(DockerEngine.SkipReason is not null, DockerEngine.SkipReason);
         await compose.WaitHealthyAsync("edge");
-        using var client = new HttpClient();
-        using var request = SseRead.ChatRequest(compose.EdgeUrl, headers: new Dictionary<string, string>
-        {
-            ["x-mock-tokens-per-second"] = "10", ["x-mock-max-tokens"] = "25", ["x-mock-ttft-ms"] = "0",
-        });
-        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        StackAssertions.ArrivedIncrementally(await SseRead.ReadAllAsync(response));
+        await StackAssertions.StreamsIncrementallyAsync(compose.EdgeUrl);
     }
 
     [SkippableFact]
