@@ -274,7 +274,7 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
         public ValueTask<bool> AddAsync(StreamTicket ticket, CancellationToken cancellationToken)
             => throw new InvalidOperationException("The ticket store is unavailable.");
 
-        public ValueTask<StreamTicket?> TryRedeemAsync(string id, CancellationToken cancellationToken)
+        public ValueTask<TicketRedemption> RedeemAsync(string id, CancellationToken cancellationToken)
             => throw new InvalidOperationException("The ticket store is unavailable.");
     }
 }

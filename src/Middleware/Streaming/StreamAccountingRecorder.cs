@@ -56,7 +56,7 @@ internal sealed partial class StreamAccountingRecorder
         context.Features.Set(record);
 
         // A stream cut before the upstream's usage arrived has no prompt count: say so rather than print nothing.
-        Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens is { } known ? known : UnknownCount, record.CompletionTokensGenerated,
+        Log.StreamEnded(_logger, record.Route, record.Upstream, record.Model, record.PromptTokens?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? UnknownCount, record.CompletionTokensGenerated,
             record.CompletionTokensCounted, record.CompletionTokensDelivered, record.TimeToFirstToken?.TotalMilliseconds,
             record.Duration.TotalMilliseconds, record.EndReason, record.UpstreamAttempts, string.Join(',', record.UpstreamDestinations));
 
@@ -152,7 +152,7 @@ internal sealed partial class StreamAccountingRecorder
         [LoggerMessage(100, LogLevel.Information,
             "Stream ended: route {Route}, upstream {Upstream}, model {Model}, prompt tokens {PromptTokens}, completion tokens generated {CompletionTokensGenerated} (counted: {CompletionTokensCounted}), delivered {CompletionTokensDelivered}, time to first token {TimeToFirstTokenMs} ms, duration {DurationMs} ms, end {EndReason}, upstream attempts {UpstreamAttempts} ({UpstreamDestinations})",
             EventName = "StreamEnded")]
-        public static partial void StreamEnded(ILogger logger, string? route, string? upstream, string? model, object promptTokens,
+        public static partial void StreamEnded(ILogger logger, string? route, string? upstream, string? model, string promptTokens,
             long completionTokensGenerated, bool completionTokensCounted, long completionTokensDelivered, double? timeToFirstTokenMs,
             double durationMs, StreamEndReason endReason, int upstreamAttempts, string upstreamDestinations);
 
