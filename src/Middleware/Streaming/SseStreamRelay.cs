@@ -127,6 +127,8 @@ internal sealed partial class SseStreamRelay
                 {
                     if (!await FlushAsync(output, lifetime, firstByte: !heartbeatOnly))
                     {
+                        // A write that fails is the client's failure, not the upstream's (unless a timeout came first).
+                        lifetime.Cancel(StreamEndReason.ClientCancelled);
                         return await EndAsync(context, pipeline, lifetime, null);
                     }
 
@@ -189,24 +191,32 @@ internal sealed partial class SseStreamRelay
         // A chat stream is complete with its [DONE] (or the upstream's own error event), even when the upstream
         // closed right after the [DONE] line without the blank line; a stream Relay does not rewrite passes
         // through as sent, end included: its client decides what an unterminated last event means.
+        StreamEndReason outcome;
         if (!pipeline.TryDispatchFinalEvent(output))
         {
             // Never a silent cut: the client learns that the upstream ended the stream early.
             Log.UpstreamTruncated(_logger);
             pipeline.Fail(output, "The upstream ended the stream before it was complete.", RelayErrorTypes.UpstreamError, "upstream_truncated");
-            lifetime.Complete(StreamEndReason.UpstreamError);
+            outcome = StreamEndReason.UpstreamError;
         }
         else
         {
             pipeline.Complete(output);
-            lifetime.Complete(accounting.UpstreamErrorSeen ? StreamEndReason.UpstreamError : StreamEndReason.Completed);
+            outcome = accounting.UpstreamErrorSeen ? StreamEndReason.UpstreamError : StreamEndReason.Completed;
         }
 
+        var clientHasEverything = output.UnflushedBytes == 0;
         if (!await FlushAsync(output, lifetime))
         {
-            return await EndAsync(context, pipeline, lifetime, null);
+            // The client left at the very end (a reset right after [DONE] is common): nobody is left to tell, so no
+            // error event and no "ended early" log. With nothing pending, it had already received the whole stream.
+            lifetime.Cancel(clientHasEverything ? outcome : StreamEndReason.ClientCancelled);
+            Log.ClientGone(_logger, lifetime.Reason);
+            lifetime.Abort();
+            return lifetime.Reason;
         }
 
+        lifetime.Complete(outcome);
         return lifetime.Reason;
     }
 

@@ -1,8 +1,10 @@
+using System.IO.Pipelines;
 using System.Net.Http;
 using System.Net.ServerSentEvents;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Relay.Middleware.Cadence;
@@ -117,6 +119,31 @@ public sealed class StreamEndingTests
     }
 
     /// <summary>What a WHATWG client dispatches: each event's data, the source's last event ID and reconnection time then.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClientThatLeavesRightAfterDone_IsNotLoggedAsEndedEarly_AndTheStreamCompleted(bool leaveBeforeTheFinalFlush)
+    {
+        // Issue 11, item 13: the client reads [DONE] and resets. The upstream ends cleanly only after that, so the
+        // final flush finds the client gone. Control (leaveBeforeTheFinalFlush false): the client stays, nothing fails.
+        var time = new FakeTimeProvider();
+        var client = new ClientThatLeavesAfterDone(leaveBeforeTheFinalFlush);
+        var context = new DefaultHttpContext();
+        context.Features.Set<IHttpResponseBodyFeature>(client);
+        var upstreamBody = new GatedUpstreamBody(Encoding.UTF8.GetBytes(ChatChunks.Content("hi") + "data: [DONE]\n\n"), client.DoneFlushed);
+        using var response = new HttpResponseMessage { Content = new StreamContent(upstreamBody) };
+        using var lifetime = new StreamLifetime(time, null, StreamTimeouts.FromOptions(new TimeoutOptions { FirstTokenSeconds = 0, IdleSeconds = 0, MaxDurationSeconds = 0, WriteStallSeconds = 0 }));
+        using var pipeline = new StreamEventPipeline(s_chat, time);
+        var logger = new ListLogger();
+
+        var reason = await new SseStreamRelay(time, logger).RunAsync(context, response, pipeline, lifetime).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(StreamEndReason.Completed, reason);
+        Assert.DoesNotContain(logger.EventNames, n => n is "StreamEndedWithError" or "UpstreamTruncated");
+        var received = Encoding.UTF8.GetString(client.ToArray());
+        Assert.EndsWith("data: [DONE]\n\n", received, StringComparison.Ordinal);
+    }
+
     internal static async Task<List<(string Data, string LastEventId, TimeSpan? ReconnectionInterval)>> WhatwgEventsAsync(string sse)
     {
         var items = new List<(string, string, TimeSpan?)>();
@@ -148,5 +175,128 @@ public sealed class StreamEndingTests
         var reason = await new SseStreamRelay(time, NullLogger<SseStreamRelay>.Instance)
             .RunAsync(context, response, pipeline, lifetime).WaitAsync(TimeSpan.FromSeconds(10));
         return (reason, Encoding.UTF8.GetString(client.ToArray()));
+    }
+
+    /// <summary>
+    /// A client that receives everything up to and including [DONE], then is gone: as Kestrel does for a connection the
+    /// client reset, every later flush reports the output completed.
+    /// </summary>
+    private sealed class ClientThatLeavesAfterDone : PipeWriter, IHttpResponseBodyFeature
+    {
+        private readonly MemoryStream _received = new();
+        private readonly PipeWriter _inner;
+        private readonly bool _leave;
+        private readonly TaskCompletionSource _doneFlushed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private bool _gone;
+
+        public ClientThatLeavesAfterDone(bool leave)
+        {
+            _leave = leave;
+            _inner = PipeWriter.Create(_received, new StreamPipeWriterOptions(leaveOpen: true));
+        }
+
+        private PipeWriter Inner => _inner;
+
+        public Task DoneFlushed => _doneFlushed.Task;
+
+        public byte[] ToArray() => _received.ToArray();
+
+        Stream IHttpResponseBodyFeature.Stream => throw new NotSupportedException();
+
+        PipeWriter IHttpResponseBodyFeature.Writer => this;
+
+        public override bool CanGetUnflushedBytes => true;
+
+        public override long UnflushedBytes => Inner.UnflushedBytes;
+
+        public override void Advance(int bytes) => Inner.Advance(bytes);
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => Inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => Inner.GetSpan(sizeHint);
+
+        public override void CancelPendingFlush() => Inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null) => Inner.Complete(exception);
+
+        public override async ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            if (_gone)
+            {
+                return new FlushResult(isCanceled: false, isCompleted: true);
+            }
+
+            var result = await Inner.FlushAsync(cancellationToken);
+            if (Encoding.UTF8.GetString(_received.ToArray()).Contains("data: [DONE]", StringComparison.Ordinal))
+            {
+                _gone = _leave;
+                _doneFlushed.TrySetResult();
+            }
+
+            return result;
+        }
+
+        public void DisableBuffering()
+        {
+        }
+
+        public Task StartAsync(CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+        public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public Task CompleteAsync() => Task.CompletedTask;
+    }
+
+    /// <summary>An upstream body that sends its bytes, then ends cleanly only once <paramref name="release"/> completes.</summary>
+    private sealed class GatedUpstreamBody(byte[] body, Task release) : Stream
+    {
+        private bool _sent;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (buffer.IsEmpty)
+            {
+                return 0;
+            }
+
+            if (!_sent)
+            {
+                _sent = true;
+                body.CopyTo(buffer);
+                return body.Length;
+            }
+
+            await release.WaitAsync(cancellationToken);
+            return 0;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    private sealed class ListLogger : ILogger<SseStreamRelay>
+    {
+        public List<string> EventNames { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (EventNames)
+            {
+                EventNames.Add(eventId.Name ?? string.Empty);
+            }
+        }
     }
 }
