@@ -21,7 +21,12 @@ internal static class RelayResilienceExtensions
         services.TryAddSingleton<RetryableResponseTransform>();
         services.TryAddSingleton<DestinationCircuitBreaker>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPassiveHealthCheckPolicy, DestinationCircuitBreaker>(static sp => sp.GetRequiredService<DestinationCircuitBreaker>()));
-        builder.AddTransforms(static context => context.ResponseTransforms.Add(context.Services.GetRequiredService<RetryableResponseTransform>()));
+        services.TryAddSingleton<DestinationCredentialTransform>();
+        builder.AddTransforms(static context =>
+        {
+            context.ResponseTransforms.Add(context.Services.GetRequiredService<RetryableResponseTransform>());
+            context.RequestTransforms.Add(context.Services.GetRequiredService<DestinationCredentialTransform>());
+        });
         builder.AddConfigFilter<ResilienceClusterConfigFilter>();
         return builder;
     }
