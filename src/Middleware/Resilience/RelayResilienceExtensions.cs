@@ -6,7 +6,7 @@ using Yarp.ReverseProxy.Health;
 
 namespace Relay.Middleware.Resilience;
 
-/// <summary>Registers retries before the first byte, failover and per-destination circuit breakers.</summary>
+/// <summary>Registers retries before the first byte, failover and per-destination circuit breakers (and, issue 14 too, route compression).</summary>
 internal static class RelayResilienceExtensions
 {
     /// <summary>
@@ -28,6 +28,7 @@ internal static class RelayResilienceExtensions
             context.RequestTransforms.Add(context.Services.GetRequiredService<DestinationCredentialTransform>());
         });
         builder.AddConfigFilter<ResilienceClusterConfigFilter>();
+        Compression.RelayCompressionExtensions.AddRelayCompression(services);
         return builder;
     }
 }
