@@ -109,16 +109,62 @@ public sealed class TlsTests(MockUpstreamFixture upstream) : IAsyncLifetime
         Assert.Contains("HTTP_VERSION=2", output);
     }
 
+    [Fact]
+    public async Task OpenAIDotNetSdk_StreamsOverTls()
+    {
+        var client = new OpenAI.Chat.ChatClient("mock", new System.ClientModel.ApiKeyCredential("sk-not-used"), new OpenAI.OpenAIClientOptions
+        {
+            Endpoint = new Uri(_httpsUrl + "/v1"),
+            Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(TrustingClient()),
+        });
+        var text = new System.Text.StringBuilder();
+        await foreach (var update in client.CompleteChatStreamingAsync([new OpenAI.Chat.UserChatMessage("Hello")], new OpenAI.Chat.ChatCompletionOptions { MaxOutputTokenCount = 20 }))
+        {
+            foreach (var part in update.ContentUpdate)
+            {
+                text.Append(part.Text);
+            }
+        }
+
+        Assert.True(text.Length > 5, text.ToString());
+    }
+
+    [Fact]
+    public async Task WebSocketBridge_OverTls()
+    {
+        var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.SetRequestHeader("x-mock-ttft-ms", "0");
+        socket.Options.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+        {
+            // Full validation against the generated certificate as the only root; a wrong host name still fails.
+            if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+            {
+                return false;
+            }
+
+            using var chain = new X509Chain { ChainPolicy = TrustPolicy() };
+            return chain.Build(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+        };
+        await using var client = await BridgeClient.ConnectAsync(socket, new Uri("wss" + _httpsUrl["https".Length..] + "/v1/chat/ws"));
+        await client.ReceiveAsync();
+        await client.SendAsync(BridgeClient.Create());
+        var messages = await client.ReceiveUntilAsync("response.done");
+        Assert.Contains(messages, m => m.Content.Length > 0);
+        Assert.Equal("completed", messages[^1].Json.GetProperty("response").GetProperty("status").GetString());
+    }
+
+    private X509ChainPolicy TrustPolicy() => new()
+    {
+        TrustMode = X509ChainTrustMode.CustomRootTrust,
+        CustomTrustStore = { X509CertificateLoader.LoadCertificate(_certificate.RawData) },
+        RevocationMode = X509RevocationMode.NoCheck,
+    };
+
     /// <summary>A client that trusts the generated certificate as its only root (custom trust store), with full validation.</summary>
     private HttpClient TrustingClient()
     {
         var handler = new SocketsHttpHandler();
-        handler.SslOptions.CertificateChainPolicy = new X509ChainPolicy
-        {
-            TrustMode = X509ChainTrustMode.CustomRootTrust,
-            CustomTrustStore = { X509CertificateLoader.LoadCertificate(_certificate.RawData) },
-            RevocationMode = X509RevocationMode.NoCheck,
-        };
+        handler.SslOptions.CertificateChainPolicy = TrustPolicy();
         return new HttpClient(handler);
     }
 }
