@@ -138,6 +138,19 @@ public sealed class CompressionTests(MockUpstreamFixture upstream) : RelayTestBa
         Assert.Equal(json, await new StreamReader(once).ReadToEndAsync());
     }
 
+    [Fact]
+    public async Task WebSocketBridge_OnACompressedRoute_IsNotCompressed()
+    {
+        // A browser sends Accept-Encoding on the WebSocket handshake; the bridge's responses become frames, never gzip.
+        // (A regression guard: the bridge does not carry the handshake's Accept-Encoding into its requests today either.)
+        await using var client = await BridgeClient.ConnectAsync(Relay.Url, new Dictionary<string, string> { ["Accept-Encoding"] = "gzip, br", ["x-mock-ttft-ms"] = "0" });
+        await client.ReceiveAsync();
+        await client.SendAsync(BridgeClient.Create());
+        var messages = await client.ReceiveUntilAsync("response.done");
+        Assert.Contains(messages, m => m.Content.Length > 0);
+        Assert.Equal("completed", messages[^1].Json.GetProperty("response").GetProperty("status").GetString());
+    }
+
     private static Dictionary<string, string> Fast() => new()
     {
         ["x-mock-ttft-ms"] = "0",
