@@ -12,7 +12,11 @@ public sealed class FailTimesTests(MockServerFixture server) : IClassFixture<Moc
         var key = Guid.NewGuid().ToString("N");
         var knobs = new Dictionary<string, string>
         {
-            ["x-mock-status"] = "503", ["x-mock-fail-times"] = "2", ["x-mock-fail-key"] = key, ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "3",
+            ["x-mock-status"] = "503",
+            ["x-mock-fail-times"] = "2",
+            ["x-mock-fail-key"] = key,
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-max-tokens"] = "3",
         };
         var statuses = new List<HttpStatusCode>();
         for (var i = 0; i < 3; i++)
