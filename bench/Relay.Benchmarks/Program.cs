@@ -6,6 +6,11 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        if (args is ["compression", ..])
+        {
+            return await CompressionBench.RunAsync(args);
+        }
+
         if (args is ["ws-cutover" or "ws-frames", ..])
         {
             return await WebSocketBridgeBench.RunAsync(args);

@@ -2,6 +2,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using System.Threading.Channels;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
@@ -155,6 +159,42 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task FailoverToAnAzureShapedDestination_SendsThatDestinationsOwnKeyInItsApiKeyHeader()
+    {
+        // The secondary captures what it receives; the primary refuses connections.
+        var received = new TaskCompletionSource<(string? ApiKey, string? Authorization)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var azure = builder.Build();
+        azure.MapPost("/openai/v1/chat/completions", (HttpContext c) =>
+        {
+            received.TrySetResult((c.Request.Headers["api-key"].ToString(), c.Request.Headers.Authorization.ToString()));
+            return Results.Json(new { id = "x", @object = "chat.completion", choices = Array.Empty<object>() });
+        });
+        await azure.StartAsync();
+
+        const string relayKey = "rk-test-failover";
+        var settings = TwoDestinations(MockUpstreamFixture.Addresses(azure).First() + "/openai");
+        settings["ReverseProxy:Clusters:llm:Destinations:b-mock:Metadata:Relay.ApiKeyHeader"] = "api-key";
+        settings["ReverseProxy:Clusters:llm:Destinations:b-mock:Metadata:Relay.ApiKeyConfigKey"] = "Secrets:AzureOpenAIKey";
+        settings["Secrets:AzureOpenAIKey"] = "azure-secret";
+        settings["Relay:Auth:Mode"] = "RelayKeys";
+        settings["Relay:Auth:UpstreamApiKey"] = "openai-secret";
+        settings["Relay:RelayKeys:0:Name"] = "test";
+        settings["Relay:RelayKeys:0:Sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(relayKey)));
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, settings);
+
+        using var request = SseRead.ChatRequest(relay.Url, stream: false);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", relayKey);
+        using var response = await _client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var (apiKey, authorization) = await received.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("azure-secret", apiKey);
+        Assert.Equal("", authorization);
+    }
+
+    [Fact]
     public async Task Control_ConnectionRefusedWithMaxAttempts1_Is502()
     {
         var settings = TwoDestinations(upstream.Url);
@@ -241,6 +281,30 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.95), TimeSpan.FromSeconds(1.45));
         Assert.Equal(2, await UpstreamCountAsync(key));
+    }
+
+    [Fact]
+    public async Task ConfigExample_FailoverOpenAIAzure_StartsWithTwoDestinationsAndTheBreaker()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "config", "failover-openai-azure.json")))
+        {
+            directory = directory.Parent;
+        }
+
+        Assert.NotNull(directory);
+        var settings = new ConfigurationBuilder()
+            .AddJsonFile(Path.Combine(directory.FullName, "config", "failover-openai-azure.json"))
+            .Build()
+            .AsEnumerable()
+            .Where(static kv => kv.Value is not null)
+            .ToDictionary();
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, settings);
+
+        var cluster = relay.App.Services.GetRequiredService<Yarp.ReverseProxy.IProxyStateLookup>().TryGetCluster("llm", out var c) ? c : null;
+        Assert.NotNull(cluster);
+        Assert.Equal(["1-openai", "2-azure"], cluster.Destinations.Keys.Order());
+        Assert.Equal("Relay.CircuitBreaker", cluster.Model.Config.HealthCheck?.Passive?.Policy);
     }
 
     private static string NewKey() => Guid.NewGuid().ToString("N");

@@ -59,6 +59,9 @@ public sealed class RelayOptions
 
     /// <summary>Retries before the first byte, failover and circuit breakers (per route).</summary>
     public Resilience.ResilienceOptions Resilience { get; set; } = new();
+
+    /// <summary>Response compression of event streams (per route); off by default.</summary>
+    public Compression.CompressionOptions Compression { get; set; } = new();
 }
 
 /// <summary>How a route authenticates its callers.</summary>

@@ -34,6 +34,9 @@ public sealed record RouteSettings
     /// <summary>Retries, failover and circuit breakers.</summary>
     public Resilience.ResilienceOptions Resilience { get; init; } = new();
 
+    /// <summary>Response compression.</summary>
+    public Compression.CompressionOptions Compression { get; init; } = new();
+
     /// <summary>The YARP route id, or null outside a route.</summary>
     public string? RouteId { get; init; }
 
@@ -55,6 +58,7 @@ public sealed record RouteSettings
                 Heartbeat = defaults.Heartbeat,
                 Cors = defaults.Cors,
                 Resilience = defaults.Resilience,
+                Compression = defaults.Compression,
                 RouteId = route?.RouteId,
             };
         }
@@ -76,6 +80,7 @@ public sealed record RouteSettings
             Heartbeat = Copy(defaults.Heartbeat, overlay.GetSection("Heartbeat")),
             Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
             Resilience = Copy(defaults.Resilience, overlay.GetSection("Resilience")),
+            Compression = Copy(defaults.Compression, overlay.GetSection("Compression")),
             RouteId = route!.RouteId,
         };
     }

@@ -17,6 +17,7 @@ public static class RelayApplicationBuilderExtensions
     {
         proxy.UseMiddleware<RelayProxyMiddleware>();
         // Retries and failover before the first byte: each attempt goes through the load balancing that follows.
+        proxy.UseMiddleware<Relay.Middleware.Compression.RouteResponseCompressionMiddleware>();
         proxy.UseMiddleware<Relay.Middleware.Resilience.UpstreamRetryMiddleware>();
         return proxy;
     }

@@ -6,7 +6,7 @@ using Yarp.ReverseProxy.Health;
 
 namespace Relay.Middleware.Resilience;
 
-/// <summary>Registers retries before the first byte, failover and per-destination circuit breakers.</summary>
+/// <summary>Registers retries before the first byte, failover and per-destination circuit breakers (and, issue 14 too, route compression).</summary>
 internal static class RelayResilienceExtensions
 {
     /// <summary>
@@ -21,8 +21,14 @@ internal static class RelayResilienceExtensions
         services.TryAddSingleton<RetryableResponseTransform>();
         services.TryAddSingleton<DestinationCircuitBreaker>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPassiveHealthCheckPolicy, DestinationCircuitBreaker>(static sp => sp.GetRequiredService<DestinationCircuitBreaker>()));
-        builder.AddTransforms(static context => context.ResponseTransforms.Add(context.Services.GetRequiredService<RetryableResponseTransform>()));
+        services.TryAddSingleton<DestinationCredentialTransform>();
+        builder.AddTransforms(static context =>
+        {
+            context.ResponseTransforms.Add(context.Services.GetRequiredService<RetryableResponseTransform>());
+            context.RequestTransforms.Add(context.Services.GetRequiredService<DestinationCredentialTransform>());
+        });
         builder.AddConfigFilter<ResilienceClusterConfigFilter>();
+        Compression.RelayCompressionExtensions.AddRelayCompression(services);
         return builder;
     }
 }

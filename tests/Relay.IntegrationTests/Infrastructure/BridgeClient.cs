@@ -45,6 +45,13 @@ public sealed class BridgeClient : IAsyncDisposable
         return new BridgeClient(socket);
     }
 
+    /// <summary>Connects a socket the caller configured (TLS trust, ...) to <paramref name="uri"/>.</summary>
+    public static async Task<BridgeClient> ConnectAsync(ClientWebSocket socket, Uri uri)
+    {
+        await socket.ConnectAsync(uri, CancellationToken.None);
+        return new BridgeClient(socket);
+    }
+
     public Task SendAsync(object message) => SendRawAsync(JsonSerializer.Serialize(message));
 
     public Task SendRawAsync(string text)
