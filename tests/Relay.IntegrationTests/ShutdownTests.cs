@@ -44,6 +44,7 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream)
         {
             using var lateResponse = await fresh.SendAsync(late);
             await ErrorTests.AssertErrorAsync(lateResponse, 503, "relay_shutdown", "relay_shutdown");
+            Assert.Equal(TimeSpan.FromSeconds(1), lateResponse.Headers.RetryAfter?.Delta);
         }
         catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError)
         {

@@ -34,9 +34,8 @@ internal sealed partial class StreamTicketIssuer(StreamTicketSigner signer, ITic
             StreamTicketsMiddleware.ReplayableHeaders(context.Request.Headers), context.Features.Get<RelayCredentialFeature>()?.Credential, expiresAt);
         if (!await store.AddAsync(ticket, context.RequestAborted))
         {
-            context.Response.Headers.RetryAfter = "1";
             await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status503ServiceUnavailable,
-                "Too many stream tickets are outstanding; try again shortly.", RelayErrorTypes.ServerError, "too_many_tickets");
+                "Too many stream tickets are outstanding; try again shortly.", RelayErrorTypes.ServerError, "too_many_tickets", retryAfterSeconds: 1);
             return;
         }
 

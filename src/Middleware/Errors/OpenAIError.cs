@@ -51,7 +51,7 @@ public static class OpenAIError
     /// Replaces whatever response was being prepared with an OpenAI-style JSON error. Only valid before the
     /// response has started; returns false (and writes nothing) when it has.
     /// </summary>
-    public static async Task<bool> TryWriteResponseAsync(HttpContext context, int statusCode, string message, string type, string? code)
+    public static async Task<bool> TryWriteResponseAsync(HttpContext context, int statusCode, string message, string type, string? code, int? retryAfterSeconds = null)
     {
         if (context.Response.HasStarted)
         {
@@ -62,6 +62,12 @@ public static class OpenAIError
         context.Response.StatusCode = statusCode;
         context.Response.ContentType = "application/json";
         context.Response.Headers[HeaderNames.CacheControl] = "no-store";
+        if (retryAfterSeconds is { } retryAfter)
+        {
+            // Set after Clear(), which would drop a Retry-After set before the call.
+            context.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         var buffer = new ArrayBufferWriter<byte>(256);
         WriteObject(buffer, message, type, code);
         context.Response.ContentLength = buffer.WrittenCount;

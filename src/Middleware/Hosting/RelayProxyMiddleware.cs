@@ -57,9 +57,8 @@ internal sealed partial class RelayProxyMiddleware
     {
         if (_streams.Draining)
         {
-            context.Response.Headers.RetryAfter = "1";
             await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status503ServiceUnavailable,
-                "Relay is shutting down and accepts no new requests.", RelayErrorTypes.RelayShutdown, "relay_shutdown");
+                "Relay is shutting down and accepts no new requests.", RelayErrorTypes.RelayShutdown, "relay_shutdown", retryAfterSeconds: 1);
             return;
         }
 
