@@ -9,6 +9,7 @@ namespace Relay.IntegrationTests.Containers;
 /// Issue 16: docker-compose.yml as a user runs it (<c>docker-compose up --build</c>), with the base images from
 /// RELAY_* (.ci/docker.sh) and free host ports for the edge and Relay.
 /// </summary>
+[Collection(ComposeStackCollection.Name)]
 public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : IClassFixture<ComposeStackTests.ComposeStack>
 {
     private static readonly string[] Services = ["mock", "relay", "edge"];

@@ -121,8 +121,19 @@ public sealed class ContainerStackFixture : IAsyncLifetime
     }
 }
 
-[CollectionDefinition(Name)]
+/// <summary>
+/// Image builds load the machine for minutes: the container stack runs alone, after the parallel collections, so that
+/// it neither skews the timing-sensitive tests (heartbeat spacing, cadence) nor races the compose stack's clean-up by label.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ContainerStackCollection : ICollectionFixture<ContainerStackFixture>
 {
     public const string Name = "container stack";
+}
+
+/// <summary>The compose stack, alone for the same reasons as <see cref="ContainerStackCollection"/>.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ComposeStackCollection
+{
+    public const string Name = "compose stack";
 }
