@@ -125,6 +125,9 @@ internal sealed partial class SseStreamRelay
 
                 if (output.UnflushedBytes > 0)
                 {
+                    // The heartbeat interval runs from when the bytes were written, not from when the flush returned:
+                    // the same instant whether the client took them at once or a moment later.
+                    var writtenAt = _time.GetTimestamp();
                     if (!await FlushAsync(output, lifetime, firstByte: !heartbeatOnly))
                     {
                         // A write that fails is the client's failure, not the upstream's (unless a timeout came first).
@@ -132,7 +135,7 @@ internal sealed partial class SseStreamRelay
                         return await EndAsync(context, pipeline, lifetime, null);
                     }
 
-                    lastWrite = _time.GetTimestamp();
+                    lastWrite = writtenAt;
                 }
             }
         }
