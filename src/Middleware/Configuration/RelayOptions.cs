@@ -184,6 +184,12 @@ public sealed class UpstreamOptions
     /// route <c>/v1/{**rest}</c> forwards to it. Empty: Relay runs in front of its built-in simulated upstream.
     /// </summary>
     public string? BaseUrl { get; set; }
+
+    /// <summary>
+    /// A PEM file of CA certificates trusted for upstream TLS besides the system's roots (a corporate TLS-inspecting
+    /// proxy's private CA); a cluster's metadata <c>Relay.CaBundlePath</c> overrides it. Empty: the system's roots only.
+    /// </summary>
+    public string? CaBundlePath { get; set; }
 }
 
 /// <summary>Request limits.</summary>

@@ -87,6 +87,8 @@ public static class RelayServiceCollectionExtensions
         Relay.Middleware.Resilience.RelayResilienceExtensions.AddRelayResilience(builder);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RelayTransformProvider>());
         builder.AddConfigFilter<RelayClusterConfigFilter>();
+        // Issue 14: egress through forward proxies, a corporate CA bundle, identity-encoded upstream streams.
+        Relay.Middleware.Egress.RelayEgressExtensions.AddRelayEgress(builder);
         return builder;
     }
 }
