@@ -50,8 +50,12 @@ public sealed class EgressProxyTests : IAsyncLifetime
 
     private string ExpectedConnect => $"CONNECT 127.0.0.1:{_upstream.Port} HTTP/1.1";
 
+    /// <summary>
+    /// Relay as a child process with <paramref name="environment"/>. It trusts the upstream's CA through the system's
+    /// bundle (<c>SSL_CERT_FILE</c>), so that what these tests show depends on the proxy settings alone.
+    /// </summary>
     private Task<RelayChildProcess> StartRelayAsync(Dictionary<string, string> environment)
-        => RelayChildProcess.StartAsync(_upstream.Url, environment, "--Relay:Upstream:CaBundlePath", _ca.BundlePath);
+        => RelayChildProcess.StartAsync(_upstream.Url, new Dictionary<string, string>(environment) { ["SSL_CERT_FILE"] = _ca.BundlePath });
 
     private static Dictionary<string, string> Paced(int tokensPerSecond, int maxTokens) => new()
     {
