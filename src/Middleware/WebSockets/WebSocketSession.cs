@@ -578,16 +578,14 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             ResponseEnd.Interrupted => ("interrupted", "client_appended"),
             ResponseEnd.Cancelled => ("cancelled", "client_cancelled"),
             _ when response.Error is not null || httpStatus is < 200 or >= 300 || reason is not (StreamEndReason.Completed or StreamEndReason.None)
-                => ("failed", StreamAccountingRecorder.ReasonName(reason == StreamEndReason.None ? StreamEndReason.UpstreamError : reason)),
+                => ("failed", RelayErrorTable.EndReasonName(reason == StreamEndReason.None ? StreamEndReason.UpstreamError : reason)),
             _ => ("completed", null),
         };
 
         if (status == "failed" && response.Error is null)
         {
-            var (message, type, code) = reason == StreamEndReason.WriteStallTimeout
-                ? ("The client read nothing for the write-stall time; the response was cancelled.", RelayErrorTypes.Timeout, "write_stall_timeout")
-                : SseStreamRelay.Describe(reason, null);
-            response.Error = ErrorObject(message, type, code);
+            var error = RelayErrorTable.ForFailedEnd(reason);
+            response.Error = ErrorObject(error.Message, error.Type, error.Code);
         }
 
         if (response.Carry.HighSurrogate != 0 || response.Carry.ByteCount > 0)
