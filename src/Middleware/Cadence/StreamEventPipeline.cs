@@ -69,21 +69,31 @@ public sealed class StreamEventPipeline : IDisposable
     private readonly long _dueAfter;
     private readonly long _likelyHold;
     private readonly bool _coalesce;
+    private readonly bool _rewrite;
+    private readonly IStreamEventSink _sink;
     private PendingChoiceDelta?[] _choices = new PendingChoiceDelta?[1];
     private long _rawBase;
 
-    /// <summary>Creates a pipeline for one stream.</summary>
+    /// <summary>Creates a pipeline for one stream, writing SSE.</summary>
     public StreamEventPipeline(StreamPipelineSettings settings, TimeProvider timeProvider)
+        : this(settings, timeProvider, sink: null)
+    {
+    }
+
+    /// <summary>Creates a pipeline for one stream, writing its events to <paramref name="sink"/> (SSE when null).</summary>
+    internal StreamEventPipeline(StreamPipelineSettings settings, TimeProvider timeProvider, IStreamEventSink? sink)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(timeProvider);
         Settings = settings;
         _timeProvider = timeProvider;
+        _sink = sink ?? SseEventSink.Instance;
+        _rewrite = settings.Kind == StreamKind.ChatCompletions;
         _interval = (long)(Math.Max(0, settings.FlushInterval.TotalSeconds) * timeProvider.TimestampFrequency);
         _dueAfter = _interval - (_interval / 4);
         _coalesce = settings.CoalescingEnabled && settings.MaxTokensPerFlush > 1 && _interval > 0;
         _likelyHold = Math.Max(_interval, (long)(LikelyHoldBound.TotalSeconds * timeProvider.TimestampFrequency));
-        _raw = settings.Kind == StreamKind.PassThrough ? new PooledByteBuffer(4096) : null;
+        _raw = !_rewrite && _sink.CopiesPassThroughBytes ? new PooledByteBuffer(4096) : null;
 
         // Non-ASCII stays raw in the re-serialised text; SkipValidation lets one writer emit many lone values.
         _json = new Utf8JsonWriter(_scratch, new JsonWriterOptions
@@ -216,7 +226,7 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         _parser.DiscardPartialEvent();
-        SseWriter.WriteErrorEvent(output, message, type, code);
+        _sink.WriteError(output, message, type, code);
         Accounting.EventsWritten++;
     }
 
@@ -288,16 +298,16 @@ public sealed class StreamEventPipeline : IDisposable
         {
             case SseItemKind.Comment:
                 FlushAll(output, endOfStream: false);
-                SseWriter.WriteComment(output, _parser.Comment);
+                _sink.WriteComment(output, _parser.Comment);
                 break;
             case SseItemKind.Retry:
                 FlushAll(output, endOfStream: false);
-                SseWriter.WriteRetry(output, _parser.Retry.GetValueOrDefault());
+                _sink.WriteRetry(output, _parser.Retry.GetValueOrDefault());
                 break;
             case SseItemKind.Id:
                 // Kept in its place: a reconnect must send the Last-Event-ID the upstream set.
                 FlushAll(output, endOfStream: false);
-                SseWriter.WriteId(output, _parser.LastEventId);
+                _sink.WriteId(output, _parser.LastEventId);
                 break;
             default:
                 HandleEvent(output, now);
@@ -319,7 +329,7 @@ public sealed class StreamEventPipeline : IDisposable
     private void HandleEvent(IBufferWriter<byte> output, long now)
     {
         var data = _parser.Data;
-        if (!_parser.EventType.IsEmpty || _parser.EventHadId)
+        if (!_parser.EventType.IsEmpty || _parser.EventHadId || !_rewrite)
         {
             FlushAll(output, endOfStream: false);
             WriteVerbatim(output, data);
@@ -330,7 +340,8 @@ public sealed class StreamEventPipeline : IDisposable
         {
             Accounting.DoneSeen = true;
             FlushAll(output, endOfStream: true);
-            WriteVerbatim(output, data);
+            _sink.WriteDone(output);
+            Accounting.EventsWritten++;
             return;
         }
 
@@ -348,7 +359,8 @@ public sealed class StreamEventPipeline : IDisposable
             // goes first and an incomplete character is dropped, so the error is the last thing the client sees.
             FlushAll(output, endOfStream: false);
             DropIncompleteCharacters();
-            WriteVerbatim(output, data);
+            _sink.WriteUpstreamError(output, data);
+            Accounting.EventsWritten++;
             return;
         }
 
@@ -382,12 +394,17 @@ public sealed class StreamEventPipeline : IDisposable
                     LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, _decoded);
                 }
 
+                var textKind = info.Content.IsPresent ? DeltaKind.Content : info.Reasoning.IsPresent ? DeltaKind.Reasoning : DeltaKind.Refusal;
                 if (!clean)
                 {
-                    WriteReplaced(output, data, text, _decoded.WrittenSpan);
+                    WriteReplaced(output, data, text, _decoded.WrittenSpan, info.ChoiceIndex, textKind);
                     CountWritten(info.CarriesContent ? 1 : 0);
                     return;
                 }
+
+                WriteChunk(output, data, info.ChoiceIndex, textKind, _decoded.WrittenSpan);
+                CountWritten(info.CarriesContent ? 1 : 0);
+                return;
             }
             else if (info.HasFinishReason && !choice.Carry.IsEmpty && choice.Envelope.Length > 0)
             {
@@ -396,11 +413,8 @@ public sealed class StreamEventPipeline : IDisposable
             }
         }
 
-        WriteVerbatim(output, data);
-        if (info.CarriesContent)
-        {
-            Accounting.DeliveredContentEvents++;
-        }
+        WriteChunk(output, data, -1, DeltaKind.None, default);
+        CountWritten(info.CarriesContent ? 1 : 0);
     }
 
     private void AddToken(IBufferWriter<byte> output, long now, ReadOnlySpan<byte> data, in ChatChunkInfo info, DeltaKind kind, JsonStringRange field)
@@ -433,8 +447,8 @@ public sealed class StreamEventPipeline : IDisposable
             var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
             if (clean && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
             {
-                WriteVerbatim(output, data);
-                Accounting.DeliveredContentEvents++;
+                WriteChunk(output, data, info.ChoiceIndex, kind, _decoded.WrittenSpan);
+                CountWritten(1);
                 choice.LastFlush = now;
                 return;
             }
@@ -547,12 +561,12 @@ public sealed class StreamEventPipeline : IDisposable
             var envelope = choice.Envelope.WrittenSpan;
             if (choice.HasLogprobs)
             {
-                WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan);
+                WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan, choice.Index, choice.Kind);
                 choice.Logprobs.Clear();
             }
             else
             {
-                WriteReplaced(output, envelope, choice.Field, text[..split]);
+                WriteReplaced(output, envelope, choice.Field, text[..split], choice.Index, choice.Kind);
             }
 
             CountWritten(choice.Tokens);
@@ -609,17 +623,17 @@ public sealed class StreamEventPipeline : IDisposable
         }
     }
 
-    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text)
+    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, int choice, DeltaKind kind)
     {
         _scratch.Clear();
         _scratch.Append(json[..field.Start]);
         AppendString(text);
         _scratch.Append(json[field.End..]);
-        SseWriter.WriteData(output, _scratch.WrittenSpan);
+        WriteChunk(output, _scratch.WrittenSpan, choice, kind, text);
     }
 
     /// <summary>As above, with the <c>logprobs</c> token list at <paramref name="list"/> replaced by <paramref name="items"/>.</summary>
-    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, JsonStringRange list, ReadOnlySpan<byte> items)
+    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, JsonStringRange list, ReadOnlySpan<byte> items, int choice, DeltaKind kind)
     {
         _scratch.Clear();
         if (field.Start < list.Start)
@@ -639,7 +653,7 @@ public sealed class StreamEventPipeline : IDisposable
             _scratch.Append(json[field.End..]);
         }
 
-        SseWriter.WriteData(output, _scratch.WrittenSpan);
+        WriteChunk(output, _scratch.WrittenSpan, choice, kind, text);
     }
 
     private void AppendString(ReadOnlySpan<byte> text)
@@ -658,9 +672,16 @@ public sealed class StreamEventPipeline : IDisposable
 
     private void WriteVerbatim(IBufferWriter<byte> output, ReadOnlySpan<byte> data)
     {
-        SseWriter.WriteEvent(output, _parser.EventType, data, _parser.LastEventId, _parser.EventHadId);
+        _sink.WriteEvent(output, _parser.EventType, data, _parser.LastEventId, _parser.EventHadId);
         Accounting.EventsWritten++;
     }
+
+    /// <summary>
+    /// Every chat chunk leaves the pipeline here, with the decoded text it delivers for one choice: the one place where
+    /// a per-choice observer of the delivered text belongs.
+    /// </summary>
+    private void WriteChunk(IBufferWriter<byte> output, ReadOnlySpan<byte> json, int choice, DeltaKind kind, ReadOnlySpan<byte> text)
+        => _sink.WriteChunk(output, json, choice, kind, text);
 
     private void CountWritten(int contentEvents)
     {
@@ -699,6 +720,6 @@ public sealed class StreamEventPipeline : IDisposable
             Array.Resize(ref _choices, Math.Max(index + 1, _choices.Length * 2));
         }
 
-        return _choices[index] ??= new PendingChoiceDelta();
+        return _choices[index] ??= new PendingChoiceDelta { Index = index };
     }
 }

@@ -147,7 +147,8 @@ internal sealed partial class RelayProxyMiddleware
             return;
         }
 
-        if (settings.Heartbeat is { BeforeFirstByte: true, IntervalSeconds: > 0 } && feature.Stream && feature.IsChatCompletion)
+        // Not on the WebSocket bridge: its events are frames, and the socket has its own keep-alive.
+        if (settings.Heartbeat is { BeforeFirstByte: true, IntervalSeconds: > 0 } && feature.Stream && feature.IsChatCompletion && !bridged)
         {
             feature.EarlyStart = EarlyStreamStart.Install(context, TimeSpan.FromSeconds(settings.Heartbeat.IntervalSeconds), _time, lifetime.Token);
         }

@@ -333,7 +333,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
         request["stream"] = true;
         request["messages"] = new JsonArray([.. _conversation.Select(static m => m.DeepClone())]);
-        var body = ToBytes(w => request.WriteTo(w));
+        var body = WebSocketMessages.ToBytes(w => request.WriteTo(w));
 
         var id = $"resp_{_id[5..]}_{++_responses}";
         var response = new BridgedResponse(id, _template, body, _options.MaxSendQueueBytes, _session.Token);
@@ -384,7 +384,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         catch (Exception ex) when (!response.Output.HasStarted)
         {
             Log.ForwardFailed(_logger, _id, ex);
-            response.Error = ErrorObject("Relay failed to process the request.", RelayErrorTypes.ServerError, "relay_error");
+            response.Error = WebSocketMessages.ErrorObject("Relay failed to process the request.", RelayErrorTypes.ServerError, "relay_error");
         }
         finally
         {
@@ -399,13 +399,17 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads the bridged response's body and sends it as frames: each relayed SSE event becomes one message.</summary>
+    /// <summary>
+    /// Reads the bridged response's body and sends it: an event stream's messages, which the response's
+    /// <see cref="WebSocketFrameSink"/> wrote, one text frame each; any other body (an error) is kept for one
+    /// <c>error</c> message.
+    /// </summary>
     private async Task PumpAsync(BridgedResponse response)
     {
         var reader = response.Output.Reader;
-        using var parser = new IncrementalSseParser();
         bool? eventStream = null;
         var errorBody = new ArrayBufferWriter<byte>();
+        var message = new ArrayBufferWriter<byte>(4096);
         try
         {
             while (true)
@@ -422,27 +426,35 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
                     // Status and headers are set before the first body byte is written.
                     eventStream ??= response.Context.Response.StatusCode is >= 200 and < 300
                         && SseResponseTransform.IsEventStream(MediaType(response.Context.Response.ContentType));
+                }
+
+                if (eventStream == true)
+                {
+                    while (WebSocketFrameSink.TryReadMessage(ref buffer, out var frame))
+                    {
+                        message.ResetWrittenCount();
+                        foreach (var segment in frame)
+                        {
+                            message.Write(segment.Span);
+                        }
+
+                        await SendAsync(message.WrittenMemory);
+                    }
+                }
+                else
+                {
                     foreach (var segment in buffer)
                     {
-                        if (eventStream == true)
-                        {
-                            parser.Append(segment.Span);
-                            while (parser.TryRead(out var kind))
-                            {
-                                if (kind == SseItemKind.Event && BuildEventFrame(response, parser))
-                                {
-                                    await SendAsync(response.Frame.WrittenMemory);
-                                }
-                            }
-                        }
-                        else if (errorBody.WrittenCount < MaxErrorBodyBytes)
+                        if (errorBody.WrittenCount < MaxErrorBodyBytes)
                         {
                             errorBody.Write(segment.Span[..Math.Min(segment.Length, MaxErrorBodyBytes - errorBody.WrittenCount)]);
                         }
                     }
+
+                    buffer = buffer.Slice(buffer.End);
                 }
 
-                reader.AdvanceTo(buffer.End);
+                reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
                 {
                     break;
@@ -460,80 +472,6 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         }
     }
 
-    /// <summary>
-    /// Builds the frame of one relayed event: a chunk as <c>response.chunk</c> (its JSON byte for byte), an error
-    /// object as <c>error</c>, anything else as <c>response.event</c>. <c>[DONE]</c> becomes <c>response.done</c> later.
-    /// </summary>
-    private static bool BuildEventFrame(BridgedResponse response, IncrementalSseParser parser)
-    {
-        var data = parser.Data;
-        var frame = response.Frame;
-        frame.ResetWrittenCount();
-        if (parser.EventType.IsEmpty && data.SequenceEqual("[DONE]"u8))
-        {
-            return false;
-        }
-
-        if (parser.EventType.IsEmpty && ChatChunkReader.TryRead(data, out var info))
-        {
-            if (info.HasError && TryWriteError(frame, response.Id, data, out var error))
-            {
-                response.Error ??= error;
-                return true;
-            }
-
-            if (info.ChoiceCount == 1 && info.ChoiceIndex == 0 && info.Content.IsPresent)
-            {
-                LenientJsonStringDecoder.Decode(info.Content.Inner(data), ref response.Carry, response.Text);
-            }
-
-            frame.Write("{\"type\":\"response.chunk\",\"response_id\":\""u8);
-            frame.Write(System.Text.Encoding.ASCII.GetBytes(response.Id));
-            frame.Write("\",\"chunk\":"u8);
-            frame.Write(data);
-            frame.Write("}"u8);
-            return true;
-        }
-
-        using var writer = new Utf8JsonWriter(frame);
-        writer.WriteStartObject();
-        writer.WriteString("type", "response.event");
-        writer.WriteString("response_id", response.Id);
-        if (parser.EventType.IsEmpty)
-        {
-            writer.WriteNull("event");
-        }
-        else
-        {
-            writer.WriteString("event", parser.EventType);
-        }
-
-        writer.WriteString("data", data);
-        writer.WriteEndObject();
-        return true;
-    }
-
-    private static bool TryWriteError(ArrayBufferWriter<byte> frame, string responseId, ReadOnlySpan<byte> data, out byte[]? error)
-    {
-        error = null;
-        using var document = JsonDocument.Parse(data.ToArray());
-        if (!document.RootElement.TryGetProperty("error", out var errorElement))
-        {
-            return false;
-        }
-
-        var element = errorElement;
-        error = ToBytes(w => element.WriteTo(w));
-        using var writer = new Utf8JsonWriter(frame);
-        writer.WriteStartObject();
-        writer.WriteString("type", "error");
-        writer.WriteString("response_id", responseId);
-        writer.WritePropertyName("error");
-        errorElement.WriteTo(writer);
-        writer.WriteEndObject();
-        return true;
-    }
-
     /// <summary>The upstream (or Relay, before the first byte) answered with an error instead of a stream.</summary>
     private async Task SendErrorResponseAsync(BridgedResponse response, ReadOnlyMemory<byte> body)
     {
@@ -545,7 +483,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.Object)
             {
                 var element = e;
-                error = ToBytes(w => element.WriteTo(w));
+                error = WebSocketMessages.ToBytes(w => element.WriteTo(w));
             }
         }
         catch (JsonException)
@@ -553,8 +491,8 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         }
 
         response.Error = error ?? (status is >= 200 and < 300
-            ? ErrorObject("The upstream answered without an event stream.", RelayErrorTypes.UpstreamError, "upstream_not_streaming")
-            : ErrorObject($"The upstream answered with HTTP status {status}.", RelayErrorTypes.UpstreamError, "upstream_error"));
+            ? WebSocketMessages.ErrorObject("The upstream answered without an event stream.", RelayErrorTypes.UpstreamError, "upstream_not_streaming")
+            : WebSocketMessages.ErrorObject($"The upstream answered with HTTP status {status}.", RelayErrorTypes.UpstreamError, "upstream_error"));
         await SendControlAsync(w =>
         {
             w.WriteString("type", "error");
@@ -585,12 +523,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         if (status == "failed" && response.Error is null)
         {
             var error = RelayErrorTable.ForFailedEnd(reason);
-            response.Error = ErrorObject(error.Message, error.Type, error.Code);
-        }
-
-        if (response.Carry.HighSurrogate != 0 || response.Carry.ByteCount > 0)
-        {
-            LenientJsonStringDecoder.FlushCarryAsReplacement(ref response.Carry, response.Text);
+            response.Error = WebSocketMessages.ErrorObject(error.Message, error.Type, error.Code);
         }
 
         var requestId = response.Context.Response.Headers["x-request-id"].ToString() is { Length: > 0 } openAiId
@@ -621,10 +554,10 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
             w.WriteString("output_text", response.Text.WrittenSpan);
             w.WriteStartObject("usage");
-            WriteNullable(w, "prompt_tokens", usage?.PromptTokens);
+            WebSocketMessages.WriteNullable(w, "prompt_tokens", usage?.PromptTokens);
             var completion = usage?.CompletionTokensGenerated ?? 0;
             w.WriteNumber("completion_tokens", completion);
-            WriteNullable(w, "total_tokens", usage?.PromptTokens + completion);
+            WebSocketMessages.WriteNullable(w, "total_tokens", usage?.PromptTokens + completion);
             w.WriteNumber("completion_tokens_delivered", usage?.CompletionTokensDelivered ?? 0);
             w.WriteBoolean("completion_tokens_counted", usage?.CompletionTokensCounted ?? true);
             w.WriteEndObject();
@@ -670,41 +603,8 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         }
 
         w.WritePropertyName("error");
-        w.WriteRawValue(ErrorObject(message, type, code, param));
+        w.WriteRawValue(WebSocketMessages.ErrorObject(message, type, code, param));
     });
-
-    private static byte[] ErrorObject(string message, string type, string? code, string? param = null)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        OpenAIError.WriteObject(buffer, message, type, code, param);
-        // WriteObject writes the envelope {"error":{...}}: keep the inner object.
-        using var document = JsonDocument.Parse(buffer.WrittenMemory);
-        var error = document.RootElement.GetProperty("error");
-        return ToBytes(w => error.WriteTo(w));
-    }
-
-    private static byte[] ToBytes(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            write(writer);
-        }
-
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    private static void WriteNullable(Utf8JsonWriter writer, string name, long? value)
-    {
-        if (value is { } v)
-        {
-            writer.WriteNumber(name, v);
-        }
-        else
-        {
-            writer.WriteNull(name);
-        }
-    }
 
     private static string? MediaType(string? contentType)
         => contentType is null ? null : contentType.Split(';', 2)[0].Trim();
