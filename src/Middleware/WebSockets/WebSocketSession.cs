@@ -36,18 +36,13 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     private readonly RequestDelegate _forward;
     private readonly UpstreamRequestTemplate _template;
     private readonly WebSocketBridgeOptions _options;
-    private readonly TimeSpan _writeStall;
     private readonly ActiveStreams _streams;
-    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _session;
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly WebSocketSendChannel _send;
+    private readonly WebSocketConversation _conversation = new();
     private readonly string _id = "sess_" + Guid.NewGuid().ToString("N")[..16];
-    private readonly List<JsonNode> _conversation = [];
-    private readonly List<JsonNode> _appended = [];
-    private JsonObject _parameters = [];
     private volatile BridgedResponse? _active;
-    private int _closeSent;
     private int _responses;
 
     public WebSocketSession(WebSocket socket, WebSocketFrameGuard guard, HttpContext upgrade, RequestDelegate forward,
@@ -58,11 +53,11 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         _forward = forward;
         _template = template;
         _options = options.WebSocket;
-        _writeStall = TimeSpan.FromSeconds(options.Timeouts.WriteStallSeconds);
         _streams = streams;
-        _time = time;
         _logger = logger;
         _session = CancellationTokenSource.CreateLinkedTokenSource(upgrade.RequestAborted);
+        _send = new WebSocketSendChannel(socket, TimeSpan.FromSeconds(options.Timeouts.WriteStallSeconds),
+            TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), time, _session.Token);
     }
 
     /// <summary>Runs the conversation until the socket closes or fails.</summary>
@@ -70,7 +65,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         using var shutdown = _streams.Stopping.UnsafeRegister(static s => _ = ((WebSocketSession)s!).ShutdownAsync(), this);
         Log.SessionStarted(_logger, _id, _socket.SubProtocol);
-        await SendControlAsync(w =>
+        await _send.SendMessageAsync(w =>
         {
             w.WriteString("type", "session.created");
             w.WriteStartObject("session");
@@ -103,11 +98,11 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
                 if (message.WrittenCount > _options.MaxMessageBytes)
                 {
                     // The guard closes first when the frame headers announce the size; this catches the rest.
-                    await CloseAsync(WebSocketCloseStatus.MessageTooBig, "message too big");
+                    await _send.CloseAsync(WebSocketCloseStatus.MessageTooBig, "message too big");
                     continue;
                 }
 
-                if (Volatile.Read(ref _closeSent) != 0)
+                if (_send.CloseSent)
                 {
                     // RFC 6455 section 5.5.1: after sending a close frame, the endpoint only waits for the peer's.
                     continue;
@@ -138,7 +133,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         await _session.CancelAsync();
         _session.Dispose();
-        _sendLock.Dispose();
+        _send.Dispose();
     }
 
     private async Task HandleMessageAsync(ReadOnlyMemory<byte> bytes)
@@ -218,23 +213,17 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
                     return;
                 }
 
-                // A request with messages is self-contained: it replaces the conversation, as an HTTP request would.
-                _conversation.Clear();
-                foreach (var m in array)
-                {
-                    _conversation.Add(m!.DeepClone());
-                }
-
+                _conversation.ReplaceMessages(array);
                 parameters.Remove("messages");
             }
         }
 
         if (parameters is not null)
         {
-            _parameters = parameters;
+            _conversation.SetParameters(parameters);
         }
 
-        if (_conversation.Count == 0)
+        if (_conversation.IsEmpty)
         {
             await SendErrorAsync(eventId, null, "The conversation is empty: send messages in response.create or append items first.",
                 RelayErrorTypes.InvalidRequest, "empty_conversation", "response.messages");
@@ -262,7 +251,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         if (active is not null)
         {
             // Cut-over: the generation stops at once; the new request continues from what was delivered.
-            _appended.Add(item);
+            _conversation.Append(item, responseRunning: true);
             active.Cancel(ResponseEnd.Interrupted);
             await SendItemCreatedAsync(item, eventId);
             await active.Completion;
@@ -271,7 +260,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             return;
         }
 
-        _conversation.Add(item);
+        _conversation.Append(item, responseRunning: false);
         await SendItemCreatedAsync(item, eventId);
     }
 
@@ -302,14 +291,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         }
 
         await done.Completion;
-
-        if (done.Text.Length > 0)
-        {
-            _conversation.Add(new JsonObject { ["role"] = "assistant", ["content"] = System.Text.Encoding.UTF8.GetString(done.Text.WrittenSpan) });
-        }
-
-        _conversation.AddRange(_appended);
-        _appended.Clear();
+        _conversation.Settle(done.Text.WrittenSpan);
         _active = null;
         done.Dispose();
     }
@@ -322,18 +304,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             return;
         }
 
-        var request = new JsonObject();
-        foreach (var (key, value) in _parameters)
-        {
-            if (key is not ("messages" or "stream"))
-            {
-                request[key] = value?.DeepClone();
-            }
-        }
-
-        request["stream"] = true;
-        request["messages"] = new JsonArray([.. _conversation.Select(static m => m.DeepClone())]);
-        var body = WebSocketMessages.ToBytes(w => request.WriteTo(w));
+        var body = _conversation.BuildRequestBody();
 
         var id = $"resp_{_id[5..]}_{++_responses}";
         var response = new BridgedResponse(id, _template, body, _options.MaxSendQueueBytes, _session.Token);
@@ -345,7 +316,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         try
         {
-            await SendControlAsync(w =>
+            await _send.SendMessageAsync(w =>
             {
                 w.WriteString("type", "response.created");
                 w.WriteStartObject("response");
@@ -438,7 +409,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
                             message.Write(segment.Span);
                         }
 
-                        await SendAsync(message.WrittenMemory);
+                        await _send.SendAsync(message.WrittenMemory);
                     }
                 }
                 else
@@ -476,31 +447,11 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     private async Task SendErrorResponseAsync(BridgedResponse response, ReadOnlyMemory<byte> body)
     {
         var status = response.Context.Response.StatusCode;
-        byte[]? error = null;
-        try
-        {
-            using var document = JsonDocument.Parse(body);
-            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.Object)
-            {
-                var element = e;
-                error = WebSocketMessages.ToBytes(w => element.WriteTo(w));
-            }
-        }
-        catch (JsonException)
-        {
-        }
-
+        var error = WebSocketMessages.ErrorObjectOf(body.Span);
         response.Error = error ?? (status is >= 200 and < 300
             ? WebSocketMessages.ErrorObject("The upstream answered without an event stream.", RelayErrorTypes.UpstreamError, "upstream_not_streaming")
             : WebSocketMessages.ErrorObject($"The upstream answered with HTTP status {status}.", RelayErrorTypes.UpstreamError, "upstream_error"));
-        await SendControlAsync(w =>
-        {
-            w.WriteString("type", "error");
-            w.WriteString("response_id", response.Id);
-            w.WriteNumber("status", status);
-            w.WritePropertyName("error");
-            w.WriteRawValue(response.Error);
-        });
+        await _send.SendMessageAsync(w => WebSocketMessages.WriteError(w, null, response.Id, response.Error, status));
     }
 
     private Task SendDoneAsync(BridgedResponse response)
@@ -529,168 +480,17 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         var requestId = response.Context.Response.Headers["x-request-id"].ToString() is { Length: > 0 } openAiId
             ? openAiId
             : response.Context.Response.Headers["x-mock-request-id"].ToString();
-        return SendControlAsync(w =>
-        {
-            w.WriteString("type", "response.done");
-            w.WriteStartObject("response");
-            w.WriteString("id", response.Id);
-            w.WriteString("status", status);
-            if (detail is null)
-            {
-                w.WriteNull("status_details");
-            }
-            else
-            {
-                w.WriteStartObject("status_details");
-                w.WriteString("reason", detail);
-                if (response.Error is { } error && status == "failed")
-                {
-                    w.WritePropertyName("error");
-                    w.WriteRawValue(error);
-                }
-
-                w.WriteEndObject();
-            }
-
-            w.WriteString("output_text", response.Text.WrittenSpan);
-            w.WriteStartObject("usage");
-            WebSocketMessages.WriteNullable(w, "prompt_tokens", usage?.PromptTokens);
-            var completion = usage?.CompletionTokensGenerated ?? 0;
-            w.WriteNumber("completion_tokens", completion);
-            WebSocketMessages.WriteNullable(w, "total_tokens", usage?.PromptTokens + completion);
-            w.WriteNumber("completion_tokens_delivered", usage?.CompletionTokensDelivered ?? 0);
-            w.WriteBoolean("completion_tokens_counted", usage?.CompletionTokensCounted ?? true);
-            w.WriteEndObject();
-            w.WriteStartObject("upstream");
-            w.WriteNumber("status", httpStatus);
-            if (requestId.Length > 0)
-            {
-                w.WriteString("request_id", requestId);
-            }
-            else
-            {
-                w.WriteNull("request_id");
-            }
-
-            w.WriteEndObject();
-            w.WriteEndObject();
-        });
+        return _send.SendMessageAsync(w => WebSocketMessages.WriteResponseDone(w, response, status, detail, usage, httpStatus, requestId));
     }
 
-    private Task SendItemCreatedAsync(JsonObject item, string? eventId) => SendControlAsync(w =>
-    {
-        w.WriteString("type", "conversation.item.created");
-        if (eventId is not null)
-        {
-            w.WriteString("event_id", eventId);
-        }
+    private Task SendItemCreatedAsync(JsonObject item, string? eventId)
+        => _send.SendMessageAsync(w => WebSocketMessages.WriteItemCreated(w, item, eventId));
 
-        w.WritePropertyName("item");
-        item.WriteTo(w);
-    });
-
-    private Task SendErrorAsync(string? eventId, string? responseId, string message, string type, string? code, string? param) => SendControlAsync(w =>
-    {
-        w.WriteString("type", "error");
-        if (eventId is not null)
-        {
-            w.WriteString("event_id", eventId);
-        }
-
-        if (responseId is not null)
-        {
-            w.WriteString("response_id", responseId);
-        }
-
-        w.WritePropertyName("error");
-        w.WriteRawValue(WebSocketMessages.ErrorObject(message, type, code, param));
-    });
+    private Task SendErrorAsync(string? eventId, string? responseId, string message, string type, string? code, string? param)
+        => _send.SendMessageAsync(w => WebSocketMessages.WriteError(w, eventId, responseId, WebSocketMessages.ErrorObject(message, type, code, param)));
 
     private static string? MediaType(string? contentType)
         => contentType is null ? null : contentType.Split(';', 2)[0].Trim();
-
-    /// <summary>Writes one server message (a JSON object) and sends it.</summary>
-    private async Task SendControlAsync(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            writer.WriteStartObject();
-            write(writer);
-            writer.WriteEndObject();
-        }
-
-        await SendAsync(buffer.WrittenMemory);
-    }
-
-    /// <summary>
-    /// Sends one text message. A send that does not complete at once (the client is not reading) gets the
-    /// write-stall time, then the socket is aborted, as an SSE client that stalls is dropped.
-    /// </summary>
-    private async Task SendAsync(ReadOnlyMemory<byte> message)
-    {
-        await _sendLock.WaitAsync(_session.Token);
-        try
-        {
-            if (Volatile.Read(ref _closeSent) != 0)
-            {
-                return;
-            }
-
-            var send = _socket.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-            if (send.IsCompletedSuccessfully)
-            {
-                return;
-            }
-
-            try
-            {
-                await (_writeStall > TimeSpan.Zero ? send.AsTask().WaitAsync(_writeStall, _time, _session.Token) : send.AsTask().WaitAsync(_session.Token));
-            }
-            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
-            {
-                _socket.Abort();
-                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The client stopped reading.");
-            }
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
-
-    /// <summary>Sends a close frame (once) and gives the client the close timeout to answer with its own.</summary>
-    private async Task CloseAsync(WebSocketCloseStatus status, string description)
-    {
-        await _sendLock.WaitAsync(_session.Token);
-        try
-        {
-            if (Interlocked.Exchange(ref _closeSent, 1) != 0)
-            {
-                return;
-            }
-
-            await _socket.CloseOutputAsync(status, description, _session.Token);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-
-        _ = AbortAfterCloseTimeoutAsync();
-    }
-
-    private async Task AbortAfterCloseTimeoutAsync()
-    {
-        try
-        {
-            await Task.Delay(TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), _time, _session.Token);
-            _socket.Abort();
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
 
     private async Task OnClientCloseAsync()
     {
@@ -699,7 +499,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         {
             // Echo the client's status (RFC 6455 section 5.5.1), or 1000 when it sent none.
             var status = _socket.CloseStatus is { } s && s != WebSocketCloseStatus.Empty ? s : WebSocketCloseStatus.NormalClosure;
-            await CloseAsync(status, "");
+            await _send.CloseAsync(status, "");
         }
     }
 
@@ -714,7 +514,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             }
 
             await SendErrorAsync(null, null, "Relay is shutting down.", RelayErrorTypes.RelayShutdown, "relay_shutdown", null);
-            await CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "Relay is shutting down");
+            await _send.CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "Relay is shutting down");
         }
         catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
@@ -735,30 +535,10 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
         if (_guard.FailedWith is not null)
         {
-            await DrainAsync();
+            await _send.DrainAsync(_guard.Inner);
         }
 
         Log.SessionEnded(_logger, _id, _responses, _socket.CloseStatus);
-    }
-
-    /// <summary>After the guard failed the connection, read what the client still sends (its close frame) for a moment, so closing the TCP connection does not reset it before the client read the close frame.</summary>
-    private async Task DrainAsync()
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(4096);
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), _time);
-            while (await _guard.Inner.ReadAsync(buffer, timeout.Token) > 0)
-            {
-            }
-        }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
     }
 
     private static partial class Log
