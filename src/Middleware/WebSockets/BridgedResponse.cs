@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Http;
 using Relay.Middleware.Cadence;
 using Relay.Middleware.ServerSentEvents;

@@ -4,42 +4,36 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Relay.Middleware.Accounting;
-using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Errors;
-using Relay.Middleware.Requests;
-using Relay.Middleware.ServerSentEvents;
-using Relay.Middleware.Streaming;
 
 namespace Relay.Middleware.WebSockets;
 
 /// <summary>
-/// One WebSocket conversation (docs/websocket-protocol.md): a receive loop that reads client messages, and at most
-/// one response at a time, each an ordinary chat-completions request forwarded through Relay's and YARP's pipeline
-/// whose relayed SSE events (after the stream's event pipeline: cadence, UTF-8 repair, usage) become text frames.
+/// One WebSocket session (docs/websocket-protocol.md): the receive loop, which reads client messages and acts on
+/// them, with at most one response at a time. Each response is an ordinary chat-completions request forwarded
+/// through Relay's and YARP's pipeline (<see cref="BridgedResponseRunner"/>), whose event pipeline writes the
+/// session's messages (after cadence, UTF-8 repair, usage).
 /// </summary>
 /// <remarks>
-/// Only the receive loop starts, cancels and settles responses, so the conversation needs no lock. Frames are
-/// written under one send lock (a WebSocket allows one send at a time); a send that does not complete at once runs
-/// against the write-stall timeout, past which the socket is aborted.
+/// Only the receive loop starts, cancels and settles responses, so the conversation
+/// (<see cref="WebSocketConversation"/>) needs no lock. Messages go out through one <see cref="WebSocketSendChannel"/>
+/// (one send at a time, the write-stall limit, the close handshake).
 /// </remarks>
 internal sealed partial class WebSocketSession : IAsyncDisposable
 {
-    private const int MaxErrorBodyBytes = 64 * 1024;
-
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
     private readonly WebSocket _socket;
     private readonly WebSocketFrameGuard _guard;
-    private readonly RequestDelegate _forward;
     private readonly UpstreamRequestTemplate _template;
     private readonly WebSocketBridgeOptions _options;
     private readonly ActiveStreams _streams;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _session;
     private readonly WebSocketSendChannel _send;
+    private readonly BridgedResponseRunner _responder;
     private readonly WebSocketConversation _conversation = new();
     private readonly string _id = "sess_" + Guid.NewGuid().ToString("N")[..16];
     private volatile BridgedResponse? _active;
@@ -50,7 +44,6 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         _socket = socket;
         _guard = guard;
-        _forward = forward;
         _template = template;
         _options = options.WebSocket;
         _streams = streams;
@@ -58,6 +51,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         _session = CancellationTokenSource.CreateLinkedTokenSource(upgrade.RequestAborted);
         _send = new WebSocketSendChannel(socket, TimeSpan.FromSeconds(options.Timeouts.WriteStallSeconds),
             TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), time, _session.Token);
+        _responder = new BridgedResponseRunner(_send, forward, _id, logger);
     }
 
     /// <summary>Runs the conversation until the socket closes or fails.</summary>
@@ -309,178 +303,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         var id = $"resp_{_id[5..]}_{++_responses}";
         var response = new BridgedResponse(id, _template, body, _options.MaxSendQueueBytes, _session.Token);
         _active = response;
-        response.Completion = RunResponseAsync(response);
-    }
-
-    private async Task RunResponseAsync(BridgedResponse response)
-    {
-        try
-        {
-            await _send.SendMessageAsync(w =>
-            {
-                w.WriteString("type", "response.created");
-                w.WriteStartObject("response");
-                w.WriteString("id", response.Id);
-                w.WriteString("status", "in_progress");
-                w.WriteEndObject();
-            });
-
-            var forwarding = ForwardAsync(response);
-            await PumpAsync(response);
-            await forwarding;
-            response.Finishing = true;
-            if (response.End != ResponseEnd.SessionEnded)
-            {
-                await SendDoneAsync(response);
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The socket is gone: the upstream is cancelled by the session's token.
-            response.Cancel(ResponseEnd.SessionEnded);
-        }
-        finally
-        {
-            response.Finishing = true;
-        }
-    }
-
-    /// <summary>The bridged request, through Relay's step and YARP's pipeline, as any SSE request goes.</summary>
-    private async Task ForwardAsync(BridgedResponse response)
-    {
-        try
-        {
-            await _forward(response.Context);
-        }
-        catch (Exception ex) when (!response.Output.HasStarted)
-        {
-            Log.ForwardFailed(_logger, _id, ex);
-            response.Error = WebSocketMessages.ErrorObject("Relay failed to process the request.", RelayErrorTypes.ServerError, "relay_error");
-        }
-        finally
-        {
-            if (response.Context.Features.Get<RelayRequestFeature>()?.Lifetime.Reason == StreamEndReason.WriteStallTimeout)
-            {
-                // The client took nothing for the write-stall time: what is queued for it is dropped.
-                response.Discard = true;
-                response.Output.Reader.CancelPendingRead();
-            }
-
-            await response.Output.EndAsync();
-        }
-    }
-
-    /// <summary>
-    /// Reads the bridged response's body and sends it: an event stream's messages, which the response's
-    /// <see cref="WebSocketFrameSink"/> wrote, one text frame each; any other body (an error) is kept for one
-    /// <c>error</c> message.
-    /// </summary>
-    private async Task PumpAsync(BridgedResponse response)
-    {
-        var reader = response.Output.Reader;
-        bool? eventStream = null;
-        var errorBody = new ArrayBufferWriter<byte>();
-        var message = new ArrayBufferWriter<byte>(4096);
-        try
-        {
-            while (true)
-            {
-                var result = await reader.ReadAsync();
-                if (result.IsCanceled && response.Discard)
-                {
-                    break;
-                }
-
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
-                {
-                    // Status and headers are set before the first body byte is written.
-                    eventStream ??= response.Context.Response.StatusCode is >= 200 and < 300
-                        && SseResponseTransform.IsEventStream(MediaType(response.Context.Response.ContentType));
-                }
-
-                if (eventStream == true)
-                {
-                    while (WebSocketFrameSink.TryReadMessage(ref buffer, out var frame))
-                    {
-                        message.ResetWrittenCount();
-                        foreach (var segment in frame)
-                        {
-                            message.Write(segment.Span);
-                        }
-
-                        await _send.SendAsync(message.WrittenMemory);
-                    }
-                }
-                else
-                {
-                    foreach (var segment in buffer)
-                    {
-                        if (errorBody.WrittenCount < MaxErrorBodyBytes)
-                        {
-                            errorBody.Write(segment.Span[..Math.Min(segment.Length, MaxErrorBodyBytes - errorBody.WrittenCount)]);
-                        }
-                    }
-
-                    buffer = buffer.Slice(buffer.End);
-                }
-
-                reader.AdvanceTo(buffer.Start, buffer.End);
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            await reader.CompleteAsync();
-        }
-
-        if (eventStream != true && response.End == ResponseEnd.None && response.Error is null)
-        {
-            await SendErrorResponseAsync(response, errorBody.WrittenMemory);
-        }
-    }
-
-    /// <summary>The upstream (or Relay, before the first byte) answered with an error instead of a stream.</summary>
-    private async Task SendErrorResponseAsync(BridgedResponse response, ReadOnlyMemory<byte> body)
-    {
-        var status = response.Context.Response.StatusCode;
-        var error = WebSocketMessages.ErrorObjectOf(body.Span);
-        response.Error = error ?? (status is >= 200 and < 300
-            ? WebSocketMessages.ErrorObject("The upstream answered without an event stream.", RelayErrorTypes.UpstreamError, "upstream_not_streaming")
-            : WebSocketMessages.ErrorObject($"The upstream answered with HTTP status {status}.", RelayErrorTypes.UpstreamError, "upstream_error"));
-        await _send.SendMessageAsync(w => WebSocketMessages.WriteError(w, null, response.Id, response.Error, status));
-    }
-
-    private Task SendDoneAsync(BridgedResponse response)
-    {
-        var feature = response.Context.Features.Get<RelayRequestFeature>();
-        var reason = feature?.Lifetime.Reason ?? StreamEndReason.None;
-        // The figures of the response's StreamEnded record, so response.done and the accounting agree (none when
-        // no event stream was relayed: an error response).
-        var usage = response.Context.Features.Get<StreamUsageRecord>();
-        var httpStatus = response.Context.Response.StatusCode;
-        var (status, detail) = response.End switch
-        {
-            ResponseEnd.Interrupted => ("interrupted", "client_appended"),
-            ResponseEnd.Cancelled => ("cancelled", "client_cancelled"),
-            _ when response.Error is not null || httpStatus is < 200 or >= 300 || reason is not (StreamEndReason.Completed or StreamEndReason.None)
-                => ("failed", RelayErrorTable.EndReasonName(reason == StreamEndReason.None ? StreamEndReason.UpstreamError : reason)),
-            _ => ("completed", null),
-        };
-
-        if (status == "failed" && response.Error is null)
-        {
-            var error = RelayErrorTable.ForFailedEnd(reason);
-            response.Error = WebSocketMessages.ErrorObject(error.Message, error.Type, error.Code);
-        }
-
-        var requestId = response.Context.Response.Headers["x-request-id"].ToString() is { Length: > 0 } openAiId
-            ? openAiId
-            : response.Context.Response.Headers["x-mock-request-id"].ToString();
-        return _send.SendMessageAsync(w => WebSocketMessages.WriteResponseDone(w, response, status, detail, usage, httpStatus, requestId));
+        response.Completion = _responder.RunAsync(response);
     }
 
     private Task SendItemCreatedAsync(JsonObject item, string? eventId)
@@ -488,9 +311,6 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
     private Task SendErrorAsync(string? eventId, string? responseId, string message, string type, string? code, string? param)
         => _send.SendMessageAsync(w => WebSocketMessages.WriteError(w, eventId, responseId, WebSocketMessages.ErrorObject(message, type, code, param)));
-
-    private static string? MediaType(string? contentType)
-        => contentType is null ? null : contentType.Split(';', 2)[0].Trim();
 
     private async Task OnClientCloseAsync()
     {
@@ -552,7 +372,5 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         [LoggerMessage(402, LogLevel.Information, "WebSocket session {SessionId} failed: {Cause} (state {State}).", EventName = "WebSocketSessionFailed")]
         public static partial void SessionFailed(ILogger logger, string sessionId, string cause, WebSocketState state);
 
-        [LoggerMessage(403, LogLevel.Error, "WebSocket session {SessionId}: forwarding a response failed.", EventName = "WebSocketForwardFailed")]
-        public static partial void ForwardFailed(ILogger logger, string sessionId, Exception exception);
     }
 }
