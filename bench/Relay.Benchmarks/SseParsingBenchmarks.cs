@@ -71,10 +71,14 @@ public class SseParsingBenchmarks
     [Benchmark(OperationsPerInvoke = Events)]
     public int PipelineCoalescingPath() => RunPipeline(8);
 
-    private int RunPipeline(int tokens)
+    /// <summary>A stream Relay does not rewrite (not chat completions): events are only delimited, no JSON work.</summary>
+    [Benchmark(OperationsPerInvoke = Events)]
+    public int PipelineUnrewrittenStream() => RunPipeline(1, StreamKind.PassThrough);
+
+    private int RunPipeline(int tokens, StreamKind kind = StreamKind.ChatCompletions)
     {
         _output.ResetWrittenCount();
-        using var pipeline = new StreamEventPipeline(new StreamPipelineSettings { MaxTokensPerFlush = tokens }, TimeProvider.System);
+        using var pipeline = new StreamEventPipeline(new StreamPipelineSettings { MaxTokensPerFlush = tokens, Kind = kind }, TimeProvider.System);
         for (var offset = 0; offset < _stream.Length; offset += 4096)
         {
             pipeline.Process(new ReadOnlySequence<byte>(_stream, offset, Math.Min(4096, _stream.Length - offset)), _output);

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http.Features;
 using Relay.Middleware.Requests;
+using Relay.Middleware.Streaming;
 
 namespace Relay.Middleware.Accounting;
 
@@ -75,35 +76,19 @@ internal sealed class AcceptedDeliveryBody : IHttpResponseBodyFeature
         }
     }
 
-    private sealed class CountingWriter(PipeWriter inner, AcceptedDeliveryBody owner) : PipeWriter
+    private sealed class CountingWriter(PipeWriter inner, AcceptedDeliveryBody owner) : DelegatingPipeWriter(inner)
     {
-        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
-
-        public override long UnflushedBytes => inner.UnflushedBytes;
-
-        public override void Advance(int bytes) => inner.Advance(bytes);
-
-        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
-
-        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
-
-        public override void CancelPendingFlush() => inner.CancelPendingFlush();
-
-        public override void Complete(Exception? exception = null) => inner.Complete(exception);
-
-        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
-
         // The count is taken before the flush starts: everything written so far is what this flush hands over.
         public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
         {
             var written = owner.Written;
-            return owner.Track(inner.FlushAsync(cancellationToken), written);
+            return owner.Track(Inner.FlushAsync(cancellationToken), written);
         }
 
         public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
         {
             var written = owner.Written;
-            return owner.Track(inner.WriteAsync(source, cancellationToken), written);
+            return owner.Track(Inner.WriteAsync(source, cancellationToken), written);
         }
     }
 }

@@ -30,6 +30,9 @@ internal sealed class PendingChoiceDelta : IDisposable
     /// <summary>An incomplete trailing character, waiting for the rest in the next token.</summary>
     public Utf8Carry Carry;
 
+    /// <summary>The choice's index.</summary>
+    public int Index { get; init; }
+
     public DeltaKind Kind;
     public int ToolIndex;
 

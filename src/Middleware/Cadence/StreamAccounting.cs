@@ -26,4 +26,11 @@ public sealed class StreamAccounting
 
     /// <summary>Whether the upstream sent an error object inside the stream.</summary>
     public bool UpstreamErrorSeen { get; internal set; }
+
+    /// <summary>A chat chunk was written that delivers the content of <paramref name="contentEvents"/> upstream events.</summary>
+    internal void OnChunkWritten(long contentEvents)
+    {
+        EventsWritten++;
+        DeliveredContentEvents += contentEvents;
+    }
 }

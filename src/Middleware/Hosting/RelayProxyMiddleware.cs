@@ -46,13 +46,6 @@ internal sealed partial class RelayProxyMiddleware
     /// <summary>How much of an oversized JSON upload is read and discarded after its 413.</summary>
     private const long RejectedBodyDrainBytes = 1024 * 1024;
 
-    /// <summary>
-    /// The client sent its body too slowly for the server's minimum data rate (Kestrel's <c>MinRequestBodyDataRate</c>):
-    /// a 408, as nginx answers when its <c>client_body_timeout</c> fires, not a 400 for a body that was never malformed.
-    /// </summary>
-    private static readonly (int Status, string Message, string Type, string Code) RequestBodyTimeout =
-        (StatusCodes.Status408RequestTimeout, "The request body was not received in time: the upload was too slow.", RelayErrorTypes.Timeout, "request_body_timeout");
-
     public async Task InvokeAsync(HttpContext context)
     {
         if (_streams.Draining)
@@ -136,14 +129,8 @@ internal sealed partial class RelayProxyMiddleware
             {
                 // The client went away, sent a broken body, or exceeded the body limit Kestrel enforces.
                 Log.RequestBodyFailed(_logger, ex.GetType().Name);
-                var (status, message, type, code) = RejectedStatus(ex) switch
-                {
-                    StatusCodes.Status413PayloadTooLarge => (StatusCodes.Status413PayloadTooLarge,
-                        $"The request body is larger than the limit of {settings.Limits.MaxRequestBodyBytes} bytes.", RelayErrorTypes.InvalidRequest, "request_too_large"),
-                    StatusCodes.Status408RequestTimeout => RequestBodyTimeout,
-                    _ => (StatusCodes.Status400BadRequest, "The request body could not be read.", RelayErrorTypes.InvalidRequest, "invalid_body"),
-                };
-                await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
+                var rejected = RelayErrorTable.ForRequestBody(RejectedStatus(ex), settings.Limits.MaxRequestBodyBytes);
+                await OpenAIError.TryWriteResponseAsync(context, rejected.Status, rejected.Message, rejected.Type, rejected.Code);
                 return;
             }
 
@@ -160,7 +147,8 @@ internal sealed partial class RelayProxyMiddleware
             return;
         }
 
-        if (settings.Heartbeat is { BeforeFirstByte: true, IntervalSeconds: > 0 } && feature.Stream && feature.IsChatCompletion)
+        // Not on the WebSocket bridge: its events are frames, and the socket has its own keep-alive.
+        if (settings.Heartbeat is { BeforeFirstByte: true, IntervalSeconds: > 0 } && feature.Stream && feature.IsChatCompletion && !bridged)
         {
             feature.EarlyStart = EarlyStreamStart.Install(context, TimeSpan.FromSeconds(settings.Heartbeat.IntervalSeconds), _time, lifetime.Token);
         }
@@ -199,35 +187,15 @@ internal sealed partial class RelayProxyMiddleware
             Log.ForwarderError(_logger, error.Error, lifetime.Reason, error.Exception?.GetType().Name);
         }
 
-        var (status, message, type, code) = lifetime.Reason switch
+        if (RelayErrorTable.ForForwarderError(error.Error, lifetime.Reason, RejectedStatus(error.Exception)) is not { } described)
         {
-            StreamEndReason.ClientCancelled => (0, "", "", null),
-            StreamEndReason.FirstTokenTimeout or StreamEndReason.MaxDurationTimeout =>
-                (StatusCodes.Status504GatewayTimeout, SseStreamRelay.Describe(lifetime.Reason, null).Message, RelayErrorTypes.Timeout, SseStreamRelay.Describe(lifetime.Reason, null).Code),
-            StreamEndReason.RelayShutdown =>
-                (StatusCodes.Status503ServiceUnavailable, "Relay is shutting down.", RelayErrorTypes.RelayShutdown, "relay_shutdown"),
-            _ => error.Error switch
-            {
-                ForwarderError.RequestTimedOut =>
-                    (StatusCodes.Status504GatewayTimeout, "The upstream did not respond in time.", RelayErrorTypes.Timeout, "upstream_timeout"),
-                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled when RejectedStatus(error.Exception) == StatusCodes.Status413PayloadTooLarge =>
-                    (StatusCodes.Status413PayloadTooLarge, "The request body is larger than the limit.", RelayErrorTypes.InvalidRequest, "request_too_large"),
-                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled when RejectedStatus(error.Exception) == StatusCodes.Status408RequestTimeout =>
-                    RequestBodyTimeout,
-                ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled =>
-                    (StatusCodes.Status400BadRequest, "The request body could not be read.", RelayErrorTypes.InvalidRequest, "invalid_body"),
-                ForwarderError.NoAvailableDestinations =>
-                    (StatusCodes.Status503ServiceUnavailable, "No upstream is available for this route.", RelayErrorTypes.UpstreamError, "no_upstream"),
-                ForwarderError.Request or ForwarderError.RequestCreation =>
-                    (StatusCodes.Status502BadGateway, "The upstream could not be reached.", RelayErrorTypes.UpstreamError, "upstream_unreachable"),
-                _ => (StatusCodes.Status502BadGateway, "The upstream failed to respond.", RelayErrorTypes.UpstreamError, "upstream_error"),
-            },
-        };
+            return;
+        }
 
-        if (status != 0 && asEvent)
+        if (asEvent)
         {
             // The 200 went out with an early heartbeat: the error is the stream's final event.
-            SseWriter.WriteErrorEvent(context.Response.BodyWriter, message, type, code);
+            SseWriter.WriteErrorEvent(context.Response.BodyWriter, described.Message, described.Type, described.Code);
             try
             {
                 await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
@@ -236,9 +204,9 @@ internal sealed partial class RelayProxyMiddleware
             {
             }
         }
-        else if (status != 0)
+        else
         {
-            await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
+            await OpenAIError.TryWriteResponseAsync(context, described.Status, described.Message, described.Type, described.Code);
         }
     }
 

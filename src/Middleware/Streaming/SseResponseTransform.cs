@@ -73,9 +73,12 @@ internal sealed class SseResponseTransform : ResponseTransform
             StreamTimeouts.FromOptions(_settings.Get(null).Timeouts));
         try
         {
-            using var pipeline = new StreamEventPipeline(BuildSettings(feature), _time);
+            // The WebSocket bridge sets its frame sink on the bridged request; SSE otherwise. Frames get no SSE
+            // heartbeats: the socket has its own keep-alive.
+            var sink = http.Features.Get<IStreamEventSink>();
+            using var pipeline = new StreamEventPipeline(BuildSettings(feature), _time, sink);
             feature?.Accounting = pipeline.Accounting;
-            await _relay.RunAsync(http, upstream, pipeline, lifetime, BuildHeartbeat(feature, early));
+            await _relay.RunAsync(http, upstream, pipeline, lifetime, sink is null ? BuildHeartbeat(feature, early) : default);
             _recorder.Record(http, feature, pipeline.Accounting, lifetime);
         }
         finally

@@ -241,19 +241,16 @@ internal sealed partial class SseStreamRelay
             return reason;
         }
 
-        var (message, type, code) = Describe(reason, failure);
+        var error = RelayErrorTable.ForFailedEnd(reason, connectionFailed: failure is not null);
         if (!context.Response.HasStarted && pipeline.Accounting.EventsWritten == 0 && context.Response.BodyWriter.UnflushedBytes == 0)
         {
             // Nothing reached the client yet: a plain HTTP error is still possible.
-            var status = reason is StreamEndReason.FirstTokenTimeout or StreamEndReason.MaxDurationTimeout
-                ? StatusCodes.Status504GatewayTimeout
-                : reason == StreamEndReason.RelayShutdown ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status502BadGateway;
-            await OpenAIError.TryWriteResponseAsync(context, status, message, type, code);
+            await OpenAIError.TryWriteResponseAsync(context, error.Status, error.Message, error.Type, error.Code);
             return reason;
         }
 
-        Log.StreamEndedWithError(_logger, reason, code);
-        pipeline.Fail(context.Response.BodyWriter, message, type, code);
+        Log.StreamEndedWithError(_logger, reason, error.Code);
+        pipeline.Fail(context.Response.BodyWriter, error.Message, error.Type, error.Code);
         try
         {
             using var flushTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
@@ -266,17 +263,6 @@ internal sealed partial class SseStreamRelay
 
         return reason;
     }
-
-    internal static (string Message, string Type, string? Code) Describe(StreamEndReason reason, Exception? failure) => reason switch
-    {
-        StreamEndReason.FirstTokenTimeout => ("The upstream did not start responding within the time-to-first-token timeout.", RelayErrorTypes.Timeout, "first_token_timeout"),
-        StreamEndReason.IdleTimeout => ("The upstream sent nothing within the idle timeout.", RelayErrorTypes.Timeout, "idle_timeout"),
-        StreamEndReason.MaxDurationTimeout => ("The request ran past its maximum duration.", RelayErrorTypes.Timeout, "max_duration_timeout"),
-        StreamEndReason.RelayShutdown => ("Relay is shutting down; the stream was ended.", RelayErrorTypes.RelayShutdown, "relay_shutdown"),
-        _ => (failure is null
-                ? "The upstream failed before the stream was complete."
-                : "The upstream connection failed before the stream was complete.", RelayErrorTypes.UpstreamError, "upstream_disconnected"),
-    };
 
     /// <summary>Flushes; a flush that does not complete at once runs against the write-stall timeout.</summary>
     private static async ValueTask<bool> FlushAsync(PipeWriter output, StreamLifetime lifetime, bool firstByte = true)

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Relay.Middleware.Accounting;
 using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
+using Relay.Middleware.Errors;
 using Relay.Middleware.Requests;
 using Yarp.ReverseProxy.Model;
 
@@ -67,10 +68,10 @@ internal sealed partial class StreamAccountingRecorder
             { "relay.route", record.Route },
         };
         var reasonTags = tags;
-        reasonTags.Add("relay.stream.end_reason", ReasonName(reason));
+        reasonTags.Add("relay.stream.end_reason", RelayErrorTable.EndReasonName(reason));
         if (reason != StreamEndReason.Completed)
         {
-            reasonTags.Add("error.type", ReasonName(reason));
+            reasonTags.Add("error.type", RelayErrorTable.EndReasonName(reason));
         }
 
         _metrics.Streams.Add(1, reasonTags);
@@ -105,19 +106,6 @@ internal sealed partial class StreamAccountingRecorder
             }
         }
     }
-
-    internal static string ReasonName(StreamEndReason reason) => reason switch
-    {
-        StreamEndReason.Completed => "completed",
-        StreamEndReason.ClientCancelled => "client_cancelled",
-        StreamEndReason.FirstTokenTimeout => "first_token_timeout",
-        StreamEndReason.IdleTimeout => "idle_timeout",
-        StreamEndReason.MaxDurationTimeout => "max_duration_timeout",
-        StreamEndReason.WriteStallTimeout => "write_stall_timeout",
-        StreamEndReason.UpstreamError => "upstream_error",
-        StreamEndReason.RelayShutdown => "relay_shutdown",
-        _ => "unknown",
-    };
 
     private static string? UpstreamOf(HttpContext context)
     {

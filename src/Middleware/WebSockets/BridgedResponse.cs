@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Http;
 using Relay.Middleware.Cadence;
 using Relay.Middleware.ServerSentEvents;
@@ -25,6 +24,7 @@ internal enum ResponseEnd
 internal sealed class BridgedResponse : IDisposable
 {
     private int _end;
+    private byte[]? _error;
 
     public BridgedResponse(string id, UpstreamRequestTemplate template, byte[] body, int maxQueuedBytes, CancellationToken session)
     {
@@ -32,6 +32,10 @@ internal sealed class BridgedResponse : IDisposable
         Lifetime = new BridgedRequestLifetime(session);
         Output = new BridgedResponseFeature(maxQueuedBytes);
         Context = template.Create(body, Lifetime, Output);
+
+        // The stream's event pipeline writes WebSocket messages, not SSE (SseResponseTransform picks the sink up).
+        Sink = new WebSocketFrameSink(id);
+        Context.Features.Set<IStreamEventSink>(Sink);
     }
 
     /// <summary>Relay's response id (<c>resp_...</c>).</summary>
@@ -52,14 +56,18 @@ internal sealed class BridgedResponse : IDisposable
     /// <summary>How the session ended the response, if it did.</summary>
     public ResponseEnd End => (ResponseEnd)Volatile.Read(ref _end);
 
-    /// <summary>The text of choice 0 as delivered to the client (UTF-8), for the conversation and <c>response.done</c>.</summary>
-    public PooledByteBuffer Text { get; } = new(1024);
+    /// <summary>Where the response's event pipeline writes its messages.</summary>
+    public WebSocketFrameSink Sink { get; }
 
-    /// <summary>A character of <see cref="Text"/> still incomplete at the end of the last chunk.</summary>
-    public Utf8Carry Carry;
+    /// <summary>The text of choice 0 as delivered to the client (UTF-8), for the conversation and <c>response.done</c>.</summary>
+    public PooledByteBuffer Text => Sink.Text;
 
     /// <summary>The error object that ended the response (an error event or an error response), raw JSON.</summary>
-    public byte[]? Error { get; set; }
+    public byte[]? Error
+    {
+        get => _error ?? Sink.Error;
+        set => _error = value;
+    }
 
     /// <summary>
     /// Set just before <c>response.done</c> is sent: a client that reacts to it at once must find the response
@@ -69,9 +77,6 @@ internal sealed class BridgedResponse : IDisposable
 
     /// <summary>Set when the queued frames must be dropped (the client stopped reading).</summary>
     public bool Discard { get; set; }
-
-    /// <summary>A frame being built (one at a time: the pump awaits each send).</summary>
-    public ArrayBufferWriter<byte> Frame { get; } = new(4096);
 
     /// <summary>Ends the response for <paramref name="end"/> (the first reason wins) and cancels its upstream at once.</summary>
     public void Cancel(ResponseEnd end)
@@ -83,6 +88,6 @@ internal sealed class BridgedResponse : IDisposable
     public void Dispose()
     {
         Lifetime.Dispose();
-        Text.Dispose();
+        Sink.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Relay.Middleware.Streaming;
 
 namespace Relay.Middleware.WebSockets;
 
@@ -89,38 +90,24 @@ internal sealed class BridgedResponseFeature : IHttpResponseFeature, IHttpRespon
     }
 
     /// <summary>The pipe's writer, marking the response started on its first flush (as Kestrel does on its first write).</summary>
-    private sealed class StartTrackingWriter(PipeWriter inner, BridgedResponseFeature owner) : PipeWriter
+    private sealed class StartTrackingWriter(PipeWriter inner, BridgedResponseFeature owner) : DelegatingPipeWriter(inner)
     {
-        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
-
-        public override long UnflushedBytes => inner.UnflushedBytes;
-
-        public override void Advance(int bytes) => inner.Advance(bytes);
-
-        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
-
-        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
-
-        public override void CancelPendingFlush() => inner.CancelPendingFlush();
-
-        public override void Complete(Exception? exception = null) => inner.Complete(exception);
-
-        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
-
         public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
-        {
-            if (!owner.HasStarted)
-            {
-                return StartThenFlushAsync(cancellationToken);
-            }
+            => owner.HasStarted ? Inner.FlushAsync(cancellationToken) : StartThenFlushAsync(cancellationToken);
 
-            return inner.FlushAsync(cancellationToken);
-        }
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
+            => owner.HasStarted ? Inner.WriteAsync(source, cancellationToken) : StartThenWriteAsync(source, cancellationToken);
 
         private async ValueTask<FlushResult> StartThenFlushAsync(CancellationToken cancellationToken)
         {
             await owner.StartCoreAsync();
-            return await inner.FlushAsync(cancellationToken);
+            return await Inner.FlushAsync(cancellationToken);
+        }
+
+        private async ValueTask<FlushResult> StartThenWriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken)
+        {
+            await owner.StartCoreAsync();
+            return await Inner.WriteAsync(source, cancellationToken);
         }
     }
 }

@@ -4,50 +4,39 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Relay.Middleware.Accounting;
-using Relay.Middleware.Cadence;
 using Relay.Middleware.Cancellation;
 using Relay.Middleware.Configuration;
 using Relay.Middleware.Errors;
-using Relay.Middleware.Requests;
-using Relay.Middleware.ServerSentEvents;
-using Relay.Middleware.Streaming;
 
 namespace Relay.Middleware.WebSockets;
 
 /// <summary>
-/// One WebSocket conversation (docs/websocket-protocol.md): a receive loop that reads client messages, and at most
-/// one response at a time, each an ordinary chat-completions request forwarded through Relay's and YARP's pipeline
-/// whose relayed SSE events (after the stream's event pipeline: cadence, UTF-8 repair, usage) become text frames.
+/// One WebSocket session (docs/websocket-protocol.md): the receive loop, which reads client messages and acts on
+/// them, with at most one response at a time. Each response is an ordinary chat-completions request forwarded
+/// through Relay's and YARP's pipeline (<see cref="BridgedResponseRunner"/>), whose event pipeline writes the
+/// session's messages (after cadence, UTF-8 repair, usage).
 /// </summary>
 /// <remarks>
-/// Only the receive loop starts, cancels and settles responses, so the conversation needs no lock. Frames are
-/// written under one send lock (a WebSocket allows one send at a time); a send that does not complete at once runs
-/// against the write-stall timeout, past which the socket is aborted.
+/// Only the receive loop starts, cancels and settles responses, so the conversation
+/// (<see cref="WebSocketConversation"/>) needs no lock. Messages go out through one <see cref="WebSocketSendChannel"/>
+/// (one send at a time, the write-stall limit, the close handshake).
 /// </remarks>
 internal sealed partial class WebSocketSession : IAsyncDisposable
 {
-    private const int MaxErrorBodyBytes = 64 * 1024;
-
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
     private readonly WebSocket _socket;
     private readonly WebSocketFrameGuard _guard;
-    private readonly RequestDelegate _forward;
     private readonly UpstreamRequestTemplate _template;
     private readonly WebSocketBridgeOptions _options;
-    private readonly TimeSpan _writeStall;
     private readonly ActiveStreams _streams;
-    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _session;
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly WebSocketSendChannel _send;
+    private readonly BridgedResponseRunner _responder;
+    private readonly WebSocketConversation _conversation = new();
     private readonly string _id = "sess_" + Guid.NewGuid().ToString("N")[..16];
-    private readonly List<JsonNode> _conversation = [];
-    private readonly List<JsonNode> _appended = [];
-    private JsonObject _parameters = [];
     private volatile BridgedResponse? _active;
-    private int _closeSent;
     private int _responses;
 
     public WebSocketSession(WebSocket socket, WebSocketFrameGuard guard, HttpContext upgrade, RequestDelegate forward,
@@ -55,14 +44,14 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         _socket = socket;
         _guard = guard;
-        _forward = forward;
         _template = template;
         _options = options.WebSocket;
-        _writeStall = TimeSpan.FromSeconds(options.Timeouts.WriteStallSeconds);
         _streams = streams;
-        _time = time;
         _logger = logger;
         _session = CancellationTokenSource.CreateLinkedTokenSource(upgrade.RequestAborted);
+        _send = new WebSocketSendChannel(socket, TimeSpan.FromSeconds(options.Timeouts.WriteStallSeconds),
+            TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), time, _session.Token);
+        _responder = new BridgedResponseRunner(_send, forward, _id, logger);
     }
 
     /// <summary>Runs the conversation until the socket closes or fails.</summary>
@@ -70,7 +59,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         using var shutdown = _streams.Stopping.UnsafeRegister(static s => _ = ((WebSocketSession)s!).ShutdownAsync(), this);
         Log.SessionStarted(_logger, _id, _socket.SubProtocol);
-        await SendControlAsync(w =>
+        await _send.SendMessageAsync(w =>
         {
             w.WriteString("type", "session.created");
             w.WriteStartObject("session");
@@ -103,11 +92,11 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
                 if (message.WrittenCount > _options.MaxMessageBytes)
                 {
                     // The guard closes first when the frame headers announce the size; this catches the rest.
-                    await CloseAsync(WebSocketCloseStatus.MessageTooBig, "message too big");
+                    await _send.CloseAsync(WebSocketCloseStatus.MessageTooBig, "message too big");
                     continue;
                 }
 
-                if (Volatile.Read(ref _closeSent) != 0)
+                if (_send.CloseSent)
                 {
                     // RFC 6455 section 5.5.1: after sending a close frame, the endpoint only waits for the peer's.
                     continue;
@@ -138,7 +127,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
     {
         await _session.CancelAsync();
         _session.Dispose();
-        _sendLock.Dispose();
+        _send.Dispose();
     }
 
     private async Task HandleMessageAsync(ReadOnlyMemory<byte> bytes)
@@ -218,23 +207,17 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
                     return;
                 }
 
-                // A request with messages is self-contained: it replaces the conversation, as an HTTP request would.
-                _conversation.Clear();
-                foreach (var m in array)
-                {
-                    _conversation.Add(m!.DeepClone());
-                }
-
+                _conversation.ReplaceMessages(array);
                 parameters.Remove("messages");
             }
         }
 
         if (parameters is not null)
         {
-            _parameters = parameters;
+            _conversation.SetParameters(parameters);
         }
 
-        if (_conversation.Count == 0)
+        if (_conversation.IsEmpty)
         {
             await SendErrorAsync(eventId, null, "The conversation is empty: send messages in response.create or append items first.",
                 RelayErrorTypes.InvalidRequest, "empty_conversation", "response.messages");
@@ -262,7 +245,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         if (active is not null)
         {
             // Cut-over: the generation stops at once; the new request continues from what was delivered.
-            _appended.Add(item);
+            _conversation.Append(item, responseRunning: true);
             active.Cancel(ResponseEnd.Interrupted);
             await SendItemCreatedAsync(item, eventId);
             await active.Completion;
@@ -271,7 +254,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             return;
         }
 
-        _conversation.Add(item);
+        _conversation.Append(item, responseRunning: false);
         await SendItemCreatedAsync(item, eventId);
     }
 
@@ -302,14 +285,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         }
 
         await done.Completion;
-
-        if (done.Text.Length > 0)
-        {
-            _conversation.Add(new JsonObject { ["role"] = "assistant", ["content"] = System.Text.Encoding.UTF8.GetString(done.Text.WrittenSpan) });
-        }
-
-        _conversation.AddRange(_appended);
-        _appended.Clear();
+        _conversation.Settle(done.Text.WrittenSpan);
         _active = null;
         done.Dispose();
     }
@@ -322,477 +298,19 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             return;
         }
 
-        var request = new JsonObject();
-        foreach (var (key, value) in _parameters)
-        {
-            if (key is not ("messages" or "stream"))
-            {
-                request[key] = value?.DeepClone();
-            }
-        }
-
-        request["stream"] = true;
-        request["messages"] = new JsonArray([.. _conversation.Select(static m => m.DeepClone())]);
-        var body = ToBytes(w => request.WriteTo(w));
+        var body = _conversation.BuildRequestBody();
 
         var id = $"resp_{_id[5..]}_{++_responses}";
         var response = new BridgedResponse(id, _template, body, _options.MaxSendQueueBytes, _session.Token);
         _active = response;
-        response.Completion = RunResponseAsync(response);
+        response.Completion = _responder.RunAsync(response);
     }
 
-    private async Task RunResponseAsync(BridgedResponse response)
-    {
-        try
-        {
-            await SendControlAsync(w =>
-            {
-                w.WriteString("type", "response.created");
-                w.WriteStartObject("response");
-                w.WriteString("id", response.Id);
-                w.WriteString("status", "in_progress");
-                w.WriteEndObject();
-            });
+    private Task SendItemCreatedAsync(JsonObject item, string? eventId)
+        => _send.SendMessageAsync(w => WebSocketMessages.WriteItemCreated(w, item, eventId));
 
-            var forwarding = ForwardAsync(response);
-            await PumpAsync(response);
-            await forwarding;
-            response.Finishing = true;
-            if (response.End != ResponseEnd.SessionEnded)
-            {
-                await SendDoneAsync(response);
-            }
-        }
-        catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The socket is gone: the upstream is cancelled by the session's token.
-            response.Cancel(ResponseEnd.SessionEnded);
-        }
-        finally
-        {
-            response.Finishing = true;
-        }
-    }
-
-    /// <summary>The bridged request, through Relay's step and YARP's pipeline, as any SSE request goes.</summary>
-    private async Task ForwardAsync(BridgedResponse response)
-    {
-        try
-        {
-            await _forward(response.Context);
-        }
-        catch (Exception ex) when (!response.Output.HasStarted)
-        {
-            Log.ForwardFailed(_logger, _id, ex);
-            response.Error = ErrorObject("Relay failed to process the request.", RelayErrorTypes.ServerError, "relay_error");
-        }
-        finally
-        {
-            if (response.Context.Features.Get<RelayRequestFeature>()?.Lifetime.Reason == StreamEndReason.WriteStallTimeout)
-            {
-                // The client took nothing for the write-stall time: what is queued for it is dropped.
-                response.Discard = true;
-                response.Output.Reader.CancelPendingRead();
-            }
-
-            await response.Output.EndAsync();
-        }
-    }
-
-    /// <summary>Reads the bridged response's body and sends it as frames: each relayed SSE event becomes one message.</summary>
-    private async Task PumpAsync(BridgedResponse response)
-    {
-        var reader = response.Output.Reader;
-        using var parser = new IncrementalSseParser();
-        bool? eventStream = null;
-        var errorBody = new ArrayBufferWriter<byte>();
-        try
-        {
-            while (true)
-            {
-                var result = await reader.ReadAsync();
-                if (result.IsCanceled && response.Discard)
-                {
-                    break;
-                }
-
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
-                {
-                    // Status and headers are set before the first body byte is written.
-                    eventStream ??= response.Context.Response.StatusCode is >= 200 and < 300
-                        && SseResponseTransform.IsEventStream(MediaType(response.Context.Response.ContentType));
-                    foreach (var segment in buffer)
-                    {
-                        if (eventStream == true)
-                        {
-                            parser.Append(segment.Span);
-                            while (parser.TryRead(out var kind))
-                            {
-                                if (kind == SseItemKind.Event && BuildEventFrame(response, parser))
-                                {
-                                    await SendAsync(response.Frame.WrittenMemory);
-                                }
-                            }
-                        }
-                        else if (errorBody.WrittenCount < MaxErrorBodyBytes)
-                        {
-                            errorBody.Write(segment.Span[..Math.Min(segment.Length, MaxErrorBodyBytes - errorBody.WrittenCount)]);
-                        }
-                    }
-                }
-
-                reader.AdvanceTo(buffer.End);
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            await reader.CompleteAsync();
-        }
-
-        if (eventStream != true && response.End == ResponseEnd.None && response.Error is null)
-        {
-            await SendErrorResponseAsync(response, errorBody.WrittenMemory);
-        }
-    }
-
-    /// <summary>
-    /// Builds the frame of one relayed event: a chunk as <c>response.chunk</c> (its JSON byte for byte), an error
-    /// object as <c>error</c>, anything else as <c>response.event</c>. <c>[DONE]</c> becomes <c>response.done</c> later.
-    /// </summary>
-    private static bool BuildEventFrame(BridgedResponse response, IncrementalSseParser parser)
-    {
-        var data = parser.Data;
-        var frame = response.Frame;
-        frame.ResetWrittenCount();
-        if (parser.EventType.IsEmpty && data.SequenceEqual("[DONE]"u8))
-        {
-            return false;
-        }
-
-        if (parser.EventType.IsEmpty && ChatChunkReader.TryRead(data, out var info))
-        {
-            if (info.HasError && TryWriteError(frame, response.Id, data, out var error))
-            {
-                response.Error ??= error;
-                return true;
-            }
-
-            if (info.ChoiceCount == 1 && info.ChoiceIndex == 0 && info.Content.IsPresent)
-            {
-                LenientJsonStringDecoder.Decode(info.Content.Inner(data), ref response.Carry, response.Text);
-            }
-
-            frame.Write("{\"type\":\"response.chunk\",\"response_id\":\""u8);
-            frame.Write(System.Text.Encoding.ASCII.GetBytes(response.Id));
-            frame.Write("\",\"chunk\":"u8);
-            frame.Write(data);
-            frame.Write("}"u8);
-            return true;
-        }
-
-        using var writer = new Utf8JsonWriter(frame);
-        writer.WriteStartObject();
-        writer.WriteString("type", "response.event");
-        writer.WriteString("response_id", response.Id);
-        if (parser.EventType.IsEmpty)
-        {
-            writer.WriteNull("event");
-        }
-        else
-        {
-            writer.WriteString("event", parser.EventType);
-        }
-
-        writer.WriteString("data", data);
-        writer.WriteEndObject();
-        return true;
-    }
-
-    private static bool TryWriteError(ArrayBufferWriter<byte> frame, string responseId, ReadOnlySpan<byte> data, out byte[]? error)
-    {
-        error = null;
-        using var document = JsonDocument.Parse(data.ToArray());
-        if (!document.RootElement.TryGetProperty("error", out var errorElement))
-        {
-            return false;
-        }
-
-        var element = errorElement;
-        error = ToBytes(w => element.WriteTo(w));
-        using var writer = new Utf8JsonWriter(frame);
-        writer.WriteStartObject();
-        writer.WriteString("type", "error");
-        writer.WriteString("response_id", responseId);
-        writer.WritePropertyName("error");
-        errorElement.WriteTo(writer);
-        writer.WriteEndObject();
-        return true;
-    }
-
-    /// <summary>The upstream (or Relay, before the first byte) answered with an error instead of a stream.</summary>
-    private async Task SendErrorResponseAsync(BridgedResponse response, ReadOnlyMemory<byte> body)
-    {
-        var status = response.Context.Response.StatusCode;
-        byte[]? error = null;
-        try
-        {
-            using var document = JsonDocument.Parse(body);
-            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.Object)
-            {
-                var element = e;
-                error = ToBytes(w => element.WriteTo(w));
-            }
-        }
-        catch (JsonException)
-        {
-        }
-
-        response.Error = error ?? (status is >= 200 and < 300
-            ? ErrorObject("The upstream answered without an event stream.", RelayErrorTypes.UpstreamError, "upstream_not_streaming")
-            : ErrorObject($"The upstream answered with HTTP status {status}.", RelayErrorTypes.UpstreamError, "upstream_error"));
-        await SendControlAsync(w =>
-        {
-            w.WriteString("type", "error");
-            w.WriteString("response_id", response.Id);
-            w.WriteNumber("status", status);
-            w.WritePropertyName("error");
-            w.WriteRawValue(response.Error);
-        });
-    }
-
-    private Task SendDoneAsync(BridgedResponse response)
-    {
-        var feature = response.Context.Features.Get<RelayRequestFeature>();
-        var reason = feature?.Lifetime.Reason ?? StreamEndReason.None;
-        // The figures of the response's StreamEnded record, so response.done and the accounting agree (none when
-        // no event stream was relayed: an error response).
-        var usage = response.Context.Features.Get<StreamUsageRecord>();
-        var httpStatus = response.Context.Response.StatusCode;
-        var (status, detail) = response.End switch
-        {
-            ResponseEnd.Interrupted => ("interrupted", "client_appended"),
-            ResponseEnd.Cancelled => ("cancelled", "client_cancelled"),
-            _ when response.Error is not null || httpStatus is < 200 or >= 300 || reason is not (StreamEndReason.Completed or StreamEndReason.None)
-                => ("failed", StreamAccountingRecorder.ReasonName(reason == StreamEndReason.None ? StreamEndReason.UpstreamError : reason)),
-            _ => ("completed", null),
-        };
-
-        if (status == "failed" && response.Error is null)
-        {
-            var (message, type, code) = reason == StreamEndReason.WriteStallTimeout
-                ? ("The client read nothing for the write-stall time; the response was cancelled.", RelayErrorTypes.Timeout, "write_stall_timeout")
-                : SseStreamRelay.Describe(reason, null);
-            response.Error = ErrorObject(message, type, code);
-        }
-
-        if (response.Carry.HighSurrogate != 0 || response.Carry.ByteCount > 0)
-        {
-            LenientJsonStringDecoder.FlushCarryAsReplacement(ref response.Carry, response.Text);
-        }
-
-        var requestId = response.Context.Response.Headers["x-request-id"].ToString() is { Length: > 0 } openAiId
-            ? openAiId
-            : response.Context.Response.Headers["x-mock-request-id"].ToString();
-        return SendControlAsync(w =>
-        {
-            w.WriteString("type", "response.done");
-            w.WriteStartObject("response");
-            w.WriteString("id", response.Id);
-            w.WriteString("status", status);
-            if (detail is null)
-            {
-                w.WriteNull("status_details");
-            }
-            else
-            {
-                w.WriteStartObject("status_details");
-                w.WriteString("reason", detail);
-                if (response.Error is { } error && status == "failed")
-                {
-                    w.WritePropertyName("error");
-                    w.WriteRawValue(error);
-                }
-
-                w.WriteEndObject();
-            }
-
-            w.WriteString("output_text", response.Text.WrittenSpan);
-            w.WriteStartObject("usage");
-            WriteNullable(w, "prompt_tokens", usage?.PromptTokens);
-            var completion = usage?.CompletionTokensGenerated ?? 0;
-            w.WriteNumber("completion_tokens", completion);
-            WriteNullable(w, "total_tokens", usage?.PromptTokens + completion);
-            w.WriteNumber("completion_tokens_delivered", usage?.CompletionTokensDelivered ?? 0);
-            w.WriteBoolean("completion_tokens_counted", usage?.CompletionTokensCounted ?? true);
-            w.WriteEndObject();
-            w.WriteStartObject("upstream");
-            w.WriteNumber("status", httpStatus);
-            if (requestId.Length > 0)
-            {
-                w.WriteString("request_id", requestId);
-            }
-            else
-            {
-                w.WriteNull("request_id");
-            }
-
-            w.WriteEndObject();
-            w.WriteEndObject();
-        });
-    }
-
-    private Task SendItemCreatedAsync(JsonObject item, string? eventId) => SendControlAsync(w =>
-    {
-        w.WriteString("type", "conversation.item.created");
-        if (eventId is not null)
-        {
-            w.WriteString("event_id", eventId);
-        }
-
-        w.WritePropertyName("item");
-        item.WriteTo(w);
-    });
-
-    private Task SendErrorAsync(string? eventId, string? responseId, string message, string type, string? code, string? param) => SendControlAsync(w =>
-    {
-        w.WriteString("type", "error");
-        if (eventId is not null)
-        {
-            w.WriteString("event_id", eventId);
-        }
-
-        if (responseId is not null)
-        {
-            w.WriteString("response_id", responseId);
-        }
-
-        w.WritePropertyName("error");
-        w.WriteRawValue(ErrorObject(message, type, code, param));
-    });
-
-    private static byte[] ErrorObject(string message, string type, string? code, string? param = null)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        OpenAIError.WriteObject(buffer, message, type, code, param);
-        // WriteObject writes the envelope {"error":{...}}: keep the inner object.
-        using var document = JsonDocument.Parse(buffer.WrittenMemory);
-        var error = document.RootElement.GetProperty("error");
-        return ToBytes(w => error.WriteTo(w));
-    }
-
-    private static byte[] ToBytes(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            write(writer);
-        }
-
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    private static void WriteNullable(Utf8JsonWriter writer, string name, long? value)
-    {
-        if (value is { } v)
-        {
-            writer.WriteNumber(name, v);
-        }
-        else
-        {
-            writer.WriteNull(name);
-        }
-    }
-
-    private static string? MediaType(string? contentType)
-        => contentType is null ? null : contentType.Split(';', 2)[0].Trim();
-
-    /// <summary>Writes one server message (a JSON object) and sends it.</summary>
-    private async Task SendControlAsync(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            writer.WriteStartObject();
-            write(writer);
-            writer.WriteEndObject();
-        }
-
-        await SendAsync(buffer.WrittenMemory);
-    }
-
-    /// <summary>
-    /// Sends one text message. A send that does not complete at once (the client is not reading) gets the
-    /// write-stall time, then the socket is aborted, as an SSE client that stalls is dropped.
-    /// </summary>
-    private async Task SendAsync(ReadOnlyMemory<byte> message)
-    {
-        await _sendLock.WaitAsync(_session.Token);
-        try
-        {
-            if (Volatile.Read(ref _closeSent) != 0)
-            {
-                return;
-            }
-
-            var send = _socket.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-            if (send.IsCompletedSuccessfully)
-            {
-                return;
-            }
-
-            try
-            {
-                await (_writeStall > TimeSpan.Zero ? send.AsTask().WaitAsync(_writeStall, _time, _session.Token) : send.AsTask().WaitAsync(_session.Token));
-            }
-            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
-            {
-                _socket.Abort();
-                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "The client stopped reading.");
-            }
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
-
-    /// <summary>Sends a close frame (once) and gives the client the close timeout to answer with its own.</summary>
-    private async Task CloseAsync(WebSocketCloseStatus status, string description)
-    {
-        await _sendLock.WaitAsync(_session.Token);
-        try
-        {
-            if (Interlocked.Exchange(ref _closeSent, 1) != 0)
-            {
-                return;
-            }
-
-            await _socket.CloseOutputAsync(status, description, _session.Token);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-
-        _ = AbortAfterCloseTimeoutAsync();
-    }
-
-    private async Task AbortAfterCloseTimeoutAsync()
-    {
-        try
-        {
-            await Task.Delay(TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), _time, _session.Token);
-            _socket.Abort();
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
+    private Task SendErrorAsync(string? eventId, string? responseId, string message, string type, string? code, string? param)
+        => _send.SendMessageAsync(w => WebSocketMessages.WriteError(w, eventId, responseId, WebSocketMessages.ErrorObject(message, type, code, param)));
 
     private async Task OnClientCloseAsync()
     {
@@ -801,7 +319,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         {
             // Echo the client's status (RFC 6455 section 5.5.1), or 1000 when it sent none.
             var status = _socket.CloseStatus is { } s && s != WebSocketCloseStatus.Empty ? s : WebSocketCloseStatus.NormalClosure;
-            await CloseAsync(status, "");
+            await _send.CloseAsync(status, "");
         }
     }
 
@@ -816,7 +334,7 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
             }
 
             await SendErrorAsync(null, null, "Relay is shutting down.", RelayErrorTypes.RelayShutdown, "relay_shutdown", null);
-            await CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "Relay is shutting down");
+            await _send.CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "Relay is shutting down");
         }
         catch (Exception ex) when (ex is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
@@ -837,30 +355,10 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
         if (_guard.FailedWith is not null)
         {
-            await DrainAsync();
+            await _send.DrainAsync(_guard.Inner);
         }
 
         Log.SessionEnded(_logger, _id, _responses, _socket.CloseStatus);
-    }
-
-    /// <summary>After the guard failed the connection, read what the client still sends (its close frame) for a moment, so closing the TCP connection does not reset it before the client read the close frame.</summary>
-    private async Task DrainAsync()
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(4096);
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(_options.CloseTimeoutSeconds), _time);
-            while (await _guard.Inner.ReadAsync(buffer, timeout.Token) > 0)
-            {
-            }
-        }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
-        {
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
     }
 
     private static partial class Log
@@ -874,7 +372,5 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
         [LoggerMessage(402, LogLevel.Information, "WebSocket session {SessionId} failed: {Cause} (state {State}).", EventName = "WebSocketSessionFailed")]
         public static partial void SessionFailed(ILogger logger, string sessionId, string cause, WebSocketState state);
 
-        [LoggerMessage(403, LogLevel.Error, "WebSocket session {SessionId}: forwarding a response failed.", EventName = "WebSocketForwardFailed")]
-        public static partial void ForwardFailed(ILogger logger, string sessionId, Exception exception);
     }
 }

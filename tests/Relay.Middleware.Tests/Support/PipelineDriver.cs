@@ -15,9 +15,9 @@ internal sealed class PipelineDriver : IDisposable
 {
     private readonly ArrayBufferWriter<byte> _output = new();
 
-    public PipelineDriver(StreamPipelineSettings settings)
+    public PipelineDriver(StreamPipelineSettings settings, IStreamEventSink? sink = null)
     {
-        Pipeline = new StreamEventPipeline(settings, Time);
+        Pipeline = new StreamEventPipeline(settings, Time, sink);
     }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
