@@ -93,7 +93,7 @@ public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime
     {
         var url = await IssueAsync();
         // The route the ticket was issued on is replaced by another one serving the same path.
-        var config = _relay.App.Services.GetRequiredService<InMemoryConfigProvider>();
+        var config = _relay.App.Services.GetServices<IProxyConfigProvider>().OfType<Relay.Middleware.Hosting.UpstreamBaseUrlConfigProvider>().Single();
         var current = config.GetConfig();
         config.Update([current.Routes[0] with { RouteId = "another" }], current.Clusters);
 

@@ -24,7 +24,7 @@ public static class RelayServiceCollectionExtensions
 {
     /// <summary>
     /// Adds Relay's services, with <see cref="RelayOptions"/> bound from <paramref name="relaySection"/> (the
-    /// <c>Relay</c> section; strictly: an unknown key fails at start-up) and validated at start-up. Every setting of
+    /// <c>Relay</c> section; strictly: an unknown key fails at start-up, naming the nearest valid key) and validated at start-up. Every setting of
     /// the section works as in the Relay host: Kestrel's response buffer, the host's shutdown timeout, OTLP export.
     /// Replaces the app's <c>ICorsPolicyProvider</c> and wraps its <c>IServer</c> (see
     /// <see cref="RelayHostIntegration"/>; the overload that takes one keeps either).
@@ -39,9 +39,9 @@ public static class RelayServiceCollectionExtensions
     public static IServiceCollection AddRelay(this IServiceCollection services, IConfiguration relaySection, RelayHostIntegration integration)
     {
         ArgumentNullException.ThrowIfNull(relaySection);
-        services.AddOptions<RelayOptions>()
-            .Bind(relaySection, static o => o.ErrorOnUnknownConfiguration = true)
-            .ValidateOnStart();
+        // Unknown keys are refused by RelaySectionKeysValidator, with the nearest valid key, rather than by the binder.
+        services.AddOptions<RelayOptions>().Bind(relaySection).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RelayOptions>>(sp => new RelaySectionKeysValidator(relaySection, sp.GetService<IConfiguration>()));
         var telemetry = relaySection.GetSection("Telemetry").Get<TelemetryOptions>() ?? new TelemetryOptions();
         return services.AddRelayCore(telemetry, integration);
     }

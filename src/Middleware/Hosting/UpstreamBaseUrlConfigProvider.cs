@@ -17,11 +17,15 @@ internal sealed partial class UpstreamBaseUrlConfigProvider(IOptions<RelayOption
     /// <summary>The id of the default route and of its cluster.</summary>
     public const string DefaultId = "default";
 
-    private IProxyConfig? _config;
+    private InMemoryConfigProvider? _config;
 
-    public IProxyConfig GetConfig() => _config ??= Build();
+    public IProxyConfig GetConfig() => (_config ??= Build()).GetConfig();
 
-    private IProxyConfig Build()
+    /// <summary>Replaces the routes and clusters (tests change the default route while Relay runs).</summary>
+    internal void Update(IReadOnlyList<RouteConfig> routes, IReadOnlyList<ClusterConfig> clusters)
+        => (_config ??= Build()).Update(routes, clusters);
+
+    private InMemoryConfigProvider Build()
     {
         var baseUrl = options.Value.Upstream.BaseUrl;
         var routedElsewhere = services.GetServices<IProxyConfigProvider>()
@@ -37,11 +41,11 @@ internal sealed partial class UpstreamBaseUrlConfigProvider(IOptions<RelayOption
                 Log.NoRoutes(logger);
             }
 
-            return new InMemoryConfigProvider([], []).GetConfig();
+            return new InMemoryConfigProvider([], []);
         }
 
         var (routes, clusters) = DefaultRoute(baseUrl);
-        return new InMemoryConfigProvider(routes, clusters).GetConfig();
+        return new InMemoryConfigProvider(routes, clusters);
     }
 
     /// <summary>

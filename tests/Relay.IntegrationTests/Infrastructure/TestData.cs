@@ -10,7 +10,23 @@ public static class TestData
 
     public static string? Root { get; } = Find();
 
+    /// <summary>The repository's root (the folder of <c>Relay.sln</c>) above the test binaries.</summary>
+    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+
     public static string Path(string relative) => System.IO.Path.Combine(Root ?? throw new InvalidOperationException(MissingReason), relative);
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "Relay.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No Relay.sln above {AppContext.BaseDirectory}.");
+    }
 
     private static string? Find()
     {
