@@ -47,7 +47,7 @@ namespace Relay.Middleware.Cadence;
 /// otherwise is never held, so holding costs plain text nothing.
 /// </para>
 /// </remarks>
-public sealed class StreamEventPipeline : IDisposable
+internal sealed class StreamEventPipeline : IDisposable
 {
     private const int MaxTrackedChoices = 128;
 
