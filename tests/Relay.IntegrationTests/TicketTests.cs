@@ -12,7 +12,7 @@ using Yarp.ReverseProxy.Configuration;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 5: one-time stream tickets: issue with normal auth, redeem once with a plain GET, expiry, tampering, route binding.</summary>
+/// <summary>One-time stream tickets: issue with normal auth, redeem once with a plain GET, expiry, tampering, route binding.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime
 {

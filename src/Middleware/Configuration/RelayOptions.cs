@@ -55,7 +55,7 @@ public sealed class RelayOptions
     /// <summary>The WebSocket bridge (<c>/v1/chat/ws</c>, or a WebSocket upgrade of <c>/v1/chat/completions</c>).</summary>
     public WebSocketBridgeOptions WebSocket { get; set; } = new();
 
-    // Issue 14 (resilience and compression): per-route settings.
+    // Resilience and compression: per-route settings.
 
     /// <summary>Retries before the first byte, failover and circuit breakers (per route).</summary>
     public Resilience.ResilienceOptions Resilience { get; set; } = new();

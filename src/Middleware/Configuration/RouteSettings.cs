@@ -29,7 +29,7 @@ internal sealed record RouteSettings
     /// <summary>CORS.</summary>
     public required CrossOriginOptions Cors { get; init; }
 
-    // Issue 14 (resilience and compression).
+    // Resilience and compression.
 
     /// <summary>Retries, failover and circuit breakers.</summary>
     public Resilience.ResilienceOptions Resilience { get; init; } = new();
