@@ -6,8 +6,9 @@ namespace Relay.Middleware.Hosting;
 
 /// <summary>
 /// The host waits for Relay's drain (<c>Relay:Shutdown:DrainSeconds</c>) and the final error events before it stops
-/// the server: its shutdown timeout becomes the drain plus <see cref="FinalEventsAllowance"/>, unless the app set a
-/// longer one.
+/// the server: its shutdown timeout becomes the drain plus <see cref="FinalEventsAllowance"/>, as in the Relay host
+/// (not the host's default 30 s: the server waits that long for connections that do not close, WebSockets among them).
+/// An app that wants another timeout sets it with <c>PostConfigure&lt;HostOptions&gt;</c>.
 /// </summary>
 internal sealed class RelayHostOptionsSetup(IOptions<RelayOptions> options) : IConfigureOptions<HostOptions>
 {
@@ -16,10 +17,6 @@ internal sealed class RelayHostOptionsSetup(IOptions<RelayOptions> options) : IC
 
     public void Configure(HostOptions host)
     {
-        var needed = TimeSpan.FromSeconds(options.Value.Shutdown.DrainSeconds) + FinalEventsAllowance;
-        if (host.ShutdownTimeout < needed)
-        {
-            host.ShutdownTimeout = needed;
-        }
+        host.ShutdownTimeout = TimeSpan.FromSeconds(options.Value.Shutdown.DrainSeconds) + FinalEventsAllowance;
     }
 }
