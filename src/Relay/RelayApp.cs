@@ -2,7 +2,6 @@ using System.Net;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using MockInference;
 using Relay.Middleware.Configuration;
-using Yarp.ReverseProxy.Configuration;
 
 namespace Relay;
 
@@ -10,7 +9,8 @@ namespace Relay;
 /// Composes the Relay host: configuration from <c>config/relay.json</c>, appsettings and the environment;
 /// YARP routes and clusters from the <c>ReverseProxy</c> section, or a default route <c>/v1/{**rest}</c> to
 /// <c>Relay:Upstream:BaseUrl</c>, or, with neither, to the built-in simulated upstream. Composition only:
-/// every behaviour lives in Relay.Middleware.
+/// every behaviour lives in Relay.Middleware; the host adds the configuration files, h2c listeners and the demo
+/// upstream.
 /// </summary>
 public static partial class RelayApp
 {
@@ -30,39 +30,20 @@ public static partial class RelayApp
         configure?.Invoke(builder);
 
         ConfigureListeners(builder);
-        builder.WebHost.ConfigureKestrel(static (context, kestrel) =>
+
+        // Every Relay setting (Kestrel's response buffer, the shutdown timeout, OTLP export, the default route to
+        // Relay:Upstream:BaseUrl, the playground) is the package's work; the host adds the demo upstream only.
+        WebApplication? demoUpstream = null;
+        var routed = builder.Configuration.GetSection("ReverseProxy:Routes").GetChildren().Any();
+        if (!routed && string.IsNullOrWhiteSpace(builder.Configuration["Relay:Upstream:BaseUrl"]))
         {
-            var backpressure = context.Configuration.GetSection("Relay:Backpressure").Get<BackpressureOptions>() ?? new BackpressureOptions();
-            // Backpressure: at most this much is held for a client before writes wait, and Relay stops reading
-            // the upstream.
-            kestrel.Limits.MaxResponseBufferSize = backpressure.MaxBufferedBytes;
-            kestrel.AddServerHeader = false;
-        });
+            demoUpstream = await MockInferenceServer.StartAsync("http://127.0.0.1:0");
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Relay:Upstream:BaseUrl"] = demoUpstream.Urls.First() });
+            builder.Services.PostConfigure<RelayOptions>(static o => o.Playground.Enabled ??= true);
+        }
 
         builder.Services.AddRelay(builder.Configuration.GetSection(RelayOptions.SectionName));
-        ConfigureTelemetry(builder);
-        var drain = builder.Configuration.GetValue("Relay:Shutdown:DrainSeconds", 10.0);
-        // The host must wait for the drain and the final error events before it stops the server.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(drain + 10));
-        var proxy = builder.Services.AddReverseProxy().AddRelayTransforms();
-
-        WebApplication? demoUpstream = null;
-        if (builder.Configuration.GetSection("ReverseProxy:Routes").GetChildren().Any())
-        {
-            proxy.LoadFromConfig(builder.Configuration.GetSection("ReverseProxy"));
-        }
-        else
-        {
-            var baseUrl = builder.Configuration["Relay:Upstream:BaseUrl"];
-            if (string.IsNullOrWhiteSpace(baseUrl))
-            {
-                demoUpstream = await MockInferenceServer.StartAsync("http://127.0.0.1:0");
-                baseUrl = demoUpstream.Urls.First();
-            }
-
-            var (routes, clusters) = DefaultRoute(baseUrl);
-            proxy.LoadFromMemory(routes, clusters);
-        }
+        builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddRelayTransforms();
 
         var app = builder.Build();
         if (demoUpstream is not null)
@@ -71,46 +52,8 @@ public static partial class RelayApp
             app.Lifetime.ApplicationStopped.Register(() => demoUpstream.StopAsync().GetAwaiter().GetResult());
         }
 
-        app.UseRelayErrors();
-        // Ticket URLs become the chat request they stand for before routing picks the route.
-        app.UseRelayTickets();
-        app.UseRouting();
-        app.UseCors();
-        if (app.Configuration.GetValue<bool?>("Relay:Playground:Enabled") ?? demoUpstream is not null)
-        {
-            app.MapRelayPlayground();
-        }
-
-        app.MapReverseProxy(static pipeline =>
-        {
-            pipeline.UseRelay();
-            pipeline.UseSessionAffinity();
-            pipeline.UseLoadBalancing();
-            pipeline.UsePassiveHealthChecks();
-        });
-        app.MapRelayNotFound();
+        app.MapRelay();
         return app;
-    }
-
-    /// <summary>
-    /// The default route: every <c>/v1/</c> path to the upstream. A base URL ending in <c>/v1</c> (the form
-    /// OpenAI SDKs use) is accepted: the <c>/v1</c> is not repeated.
-    /// </summary>
-    internal static (RouteConfig[] Routes, ClusterConfig[] Clusters) DefaultRoute(string baseUrl)
-    {
-        var address = baseUrl.TrimEnd('/');
-        if (address.EndsWith("/v1", StringComparison.OrdinalIgnoreCase))
-        {
-            address = address[..^3];
-        }
-
-        var route = new RouteConfig { RouteId = "default", ClusterId = "default", Match = new RouteMatch { Path = "/v1/{**rest}" } };
-        var cluster = new ClusterConfig
-        {
-            ClusterId = "default",
-            Destinations = new Dictionary<string, DestinationConfig> { ["upstream"] = new() { Address = address + "/" } },
-        };
-        return ([route], [cluster]);
     }
 
     /// <summary>
@@ -126,7 +69,7 @@ public static partial class RelayApp
         }
 
         // Kestrel ignores --urls once endpoints are configured in code, so both lists are bound here.
-        var urls = builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://localhost:5000";
+        var urls = builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://localhost:8080";
         builder.WebHost.UseUrls();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

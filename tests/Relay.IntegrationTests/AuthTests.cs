@@ -6,7 +6,7 @@ using Relay.Middleware.Auth;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 5: relay keys (hashed in configuration, replaced by the route's upstream key), pass-through, and the
+/// Relay keys (hashed in configuration, replaced by the route's upstream key), pass-through, and the
 /// query-string token (RFC 6750 <c>access_token</c> and an alias) that must never reach the upstream URL or a log.
 /// </summary>
 [Collection(UpstreamCollection.Name)]

@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 3, end to end through Relay: cadence, per-request chunk size, usage semantics, a real SDK.</summary>
+/// <summary>End to end through Relay: cadence, per-request chunk size, usage semantics, a real SDK.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {

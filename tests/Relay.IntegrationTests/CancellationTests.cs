@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 4: when the client goes away, the upstream stops generating, over every transport.</summary>
+/// <summary>When the client goes away, the upstream stops generating, over every transport.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class CancellationTests(MockUpstreamFixture upstream)
 {

@@ -10,7 +10,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 14, part 2: compressed event streams that still flush. A client that decompresses incrementally receives
+/// Compressed event streams that still flush. A client that decompresses incrementally receives
 /// each event when Relay flushes it; the control (a compressor without the per-event flush) holds them back.
 /// </summary>
 [Collection(UpstreamCollection.Name)]

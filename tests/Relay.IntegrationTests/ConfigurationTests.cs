@@ -102,7 +102,7 @@ public sealed class ConfigurationTests(MockUpstreamFixture upstream)
         {
             await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { ["Relay:Cadence:MaxTokens"] = "0" });
         });
-        await Assert.ThrowsAnyAsync<InvalidOperationException>(async () =>
+        await Assert.ThrowsAsync<OptionsValidationException>(async () =>
         {
             await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { ["Relay:Cadence:MaxTokns"] = "4" });
         });

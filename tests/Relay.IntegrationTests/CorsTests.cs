@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 11, items 9 and 12: Relay owns CORS. An upstream that answers <c>Access-Control-Allow-Origin: *</c> and
+/// Relay owns CORS. An upstream that answers <c>Access-Control-Allow-Origin: *</c> and
 /// <c>Access-Control-Allow-Credentials: true</c> (as OpenAI-compatible servers often do) must not open a route with
 /// CORS off, nor hand its <c>*</c> to an origin Relay refused; preflights are Relay's to answer; a route opts into the
 /// upstream's CORS explicitly. The upstream's <c>Server</c> header is hidden.

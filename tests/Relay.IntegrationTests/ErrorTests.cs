@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 2: errors in the client's language, before and after the first byte; Relay keeps serving.</summary>
+/// <summary>Errors in the client's language, before and after the first byte; Relay keeps serving.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class ErrorTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {

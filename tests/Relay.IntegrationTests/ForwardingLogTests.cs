@@ -5,7 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 11, item 13: a client that goes away is normal traffic; only real forwarding failures are warnings.</summary>
+/// <summary>A client that goes away is normal traffic; only real forwarding failures are warnings.</summary>
 public sealed class ForwardingLogTests
 {
     private static readonly Dictionary<string, string?> DebugLogs = new() { ["Logging:LogLevel:Default"] = "Debug" };

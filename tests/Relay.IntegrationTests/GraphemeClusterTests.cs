@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 11, item 19, end to end: the simulated upstream's text (emoji ZWJ sequences, skin tones, flags, combining
+/// End to end: the simulated upstream's text (emoji ZWJ sequences, skin tones, flags, combining
 /// marks, Hangul, CJK) through Relay's default cadence, segmented as a whole the way browsers do (UAX #29 extended
 /// grapheme clusters: <see cref="StringInfo"/>, like <c>Intl.Segmenter</c>): no cluster is split across events, at
 /// the mock's full pace and at 50 tokens/s, in every token-boundary mode (event latency against direct is reported).

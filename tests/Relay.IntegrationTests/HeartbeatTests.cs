@@ -4,7 +4,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 5: heartbeats keep a silent stream open through an idle timeout (a real nginx whose proxy_read_timeout is
+/// Heartbeats keep a silent stream open through an idle timeout (a real nginx whose proxy_read_timeout is
 /// shorter than the upstream's pause), and optionally start before the upstream's first byte.
 /// </summary>
 [Collection(UpstreamCollection.Name)]

@@ -3,7 +3,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 2: nginx with its default <c>proxy_buffering on</c> in front of Relay (a corporate proxy), and nginx in
+/// Nginx with its default <c>proxy_buffering on</c> in front of Relay (a corporate proxy), and nginx in
 /// front of the inference server. The control case shows that the test can fail.
 /// </summary>
 [Collection(UpstreamCollection.Name)]

@@ -5,7 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 5: the playground page in a real headless Chromium: text appears incrementally with EventSource + ticket
+/// The playground page in a real headless Chromium: text appears incrementally with EventSource + ticket
 /// and with fetch, Stop aborts the upstream, a reused ticket fails. Also the page's availability and CORS.
 /// </summary>
 [Collection(UpstreamCollection.Name)]

@@ -13,7 +13,7 @@ using Yarp.ReverseProxy.Configuration;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 11, items 5 to 8: what clients send that Relay must carry or refuse properly: non-ASCII header values, JSON
+/// What clients send that Relay must carry or refuse properly: non-ASCII header values, JSON
 /// Relay cannot re-serialise, requests that reach an upstream's bare error, uploads that are too slow; and the log
 /// line every unhandled exception leaves.
 /// </summary>

@@ -15,7 +15,7 @@ using Relay.Middleware.Accounting;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 14, part 1: retries only before the first byte, failover across a cluster's destinations, a circuit breaker
+/// Retries only before the first byte, failover across a cluster's destinations, a circuit breaker
 /// per destination. The simulated upstream's <c>x-mock-fail-times</c>/<c>x-mock-fail-key</c> make "N failures, then
 /// success", and its <c>/mock/fail-keys/{key}</c> count is the upstream's own record of the attempts.
 /// </summary>

@@ -4,7 +4,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 4: graceful shutdown drains the streams in flight, then ends the rest with relay_shutdown; no silent cut.</summary>
+/// <summary>Graceful shutdown drains the streams in flight, then ends the rest with relay_shutdown; no silent cut.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class ShutdownTests(MockUpstreamFixture upstream)
 {

@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 4, backpressure: with 1,000 streams whose clients stopped reading, Relay's memory stays flat. Relay runs as
+/// Backpressure: with 1,000 streams whose clients stopped reading, Relay's memory stays flat. Relay runs as
 /// its own process (so its resident memory is its alone); the clients are raw sockets with small receive buffers
 /// that read the response head and then nothing. Once the buffers on the way are full (Relay's bounded per-stream
 /// buffer, its pipe, the kernel's socket buffers), the upstream is pushed back: MockInference stops generating, and

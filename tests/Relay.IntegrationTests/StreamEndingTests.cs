@@ -9,7 +9,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 11, items 1 to 4, over real sockets: how a stream ends when the upstream ends it (its own error event, a
+/// How a stream ends when the upstream ends it (its own error event, a
 /// <c>[DONE]</c> without the last blank line, a non-chat stream's unterminated event) and that an <c>id:</c>-only
 /// block survives. What a browser's <c>EventSource</c> would dispatch is read with the framework's WHATWG parser.
 /// </summary>

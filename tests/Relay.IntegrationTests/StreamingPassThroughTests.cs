@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 2: events reach the client as they are generated, with proxy-safe headers, over real sockets.</summary>
+/// <summary>Events reach the client as they are generated, with proxy-safe headers, over real sockets.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {

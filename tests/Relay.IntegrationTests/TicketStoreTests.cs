@@ -3,7 +3,7 @@ using Relay.Middleware.Auth;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 11, item 10: the in-memory ticket store enforces its own expiry and forgets expired tickets promptly.</summary>
+/// <summary>The in-memory ticket store enforces its own expiry and forgets expired tickets promptly.</summary>
 public sealed class TicketStoreTests
 {
     private static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(60);

@@ -12,7 +12,7 @@ using Yarp.ReverseProxy.Configuration;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 5: one-time stream tickets: issue with normal auth, redeem once with a plain GET, expiry, tampering, route binding.</summary>
+/// <summary>One-time stream tickets: issue with normal auth, redeem once with a plain GET, expiry, tampering, route binding.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime
 {
@@ -93,7 +93,7 @@ public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime
     {
         var url = await IssueAsync();
         // The route the ticket was issued on is replaced by another one serving the same path.
-        var config = _relay.App.Services.GetRequiredService<InMemoryConfigProvider>();
+        var config = _relay.App.Services.GetServices<IProxyConfigProvider>().OfType<Relay.Middleware.Hosting.UpstreamBaseUrlConfigProvider>().Single();
         var current = config.GetConfig();
         config.Update([current.Routes[0] with { RouteId = "another" }], current.Clusters);
 

@@ -3,72 +3,62 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 4: every timeout ends the request with the exact error the client sees, and cancels the upstream.</summary>
+/// <summary>Every timeout ends the request with the exact error the client sees, and cancels the upstream.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class TimeoutTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class TimeoutTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
-    private InProcessRelay _relay = null!;
-    private readonly HttpClient _client = new();
-
-    public async Task InitializeAsync() => _relay = await InProcessRelay.StartAsync(upstream.Url);
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _relay.DisposeAsync();
-    }
 
     [Fact]
     public async Task FirstTokenTimeoutFromTheHeader_Gets504TimeoutJson_BeforeTheFirstByte()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-ttft-ms"] = "5000", ["Relay-Timeout"] = "first-token=1",
         });
-        await ErrorTests.AssertErrorAsync(await _client.SendAsync(request), 504, "timeout", "first_token_timeout");
+        await ErrorTests.AssertErrorAsync(await Client.SendAsync(request), 504, "timeout", "first_token_timeout");
     }
 
     [Fact]
     public async Task FirstTokenTimeoutFromConfiguration_Gets504TimeoutJson()
     {
-        await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { ["Relay:Timeouts:FirstTokenSeconds"] = "1" });
+        await using var relay = await InProcessRelay.StartAsync(Upstream.Url, new Dictionary<string, string?> { ["Relay:Timeouts:FirstTokenSeconds"] = "1" });
         using var request = SseRead.ChatRequest(relay.Url, headers: new Dictionary<string, string> { ["x-mock-ttft-ms"] = "5000" });
-        await ErrorTests.AssertErrorAsync(await _client.SendAsync(request), 504, "timeout", "first_token_timeout");
+        await ErrorTests.AssertErrorAsync(await Client.SendAsync(request), 504, "timeout", "first_token_timeout");
     }
 
     [Fact]
     public async Task IdleTimeoutMidStream_EndsWithIdleTimeoutErrorEvent_AndAbortsTheUpstream()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "50",
             ["x-mock-stall-after-tokens"] = "3", ["x-mock-stall-ms"] = "5000", ["Relay-Timeout"] = "idle=1",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var id = response.Headers.GetValues("x-mock-request-id").Single();
         var events = await SseRead.ReadAllAsync(response);
 
         Assert.Contains(events, e => e.Content.Length > 0);
         AssertFinalTimeout(events, "idle_timeout");
-        var record = await upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
+        var record = await Upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
         Assert.Equal(3, record.GetProperty("tokens_at_abort").GetInt32());
     }
 
     [Fact]
     public async Task MaxDurationFromTheHeader_EndsWithMaxDurationErrorEvent()
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "10", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "100", ["Relay-Timeout"] = "1",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var id = response.Headers.GetValues("x-mock-request-id").Single();
         var events = await SseRead.ReadAllAsync(response);
 
         Assert.Contains(events, e => e.Content.Length > 0);
         AssertFinalTimeout(events, "max_duration_timeout");
-        var record = await upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
+        var record = await Upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
         Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 100);
     }
 
@@ -80,8 +70,8 @@ public sealed class TimeoutTests(MockUpstreamFixture upstream) : IAsyncLifetime
     [InlineData("lunch=5")]
     public async Task InvalidRelayTimeoutHeader_Gets400Json(string value)
     {
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string> { ["Relay-Timeout"] = value });
-        await ErrorTests.AssertErrorAsync(await _client.SendAsync(request), 400, "invalid_request_error", "invalid_timeout");
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string> { ["Relay-Timeout"] = value });
+        await ErrorTests.AssertErrorAsync(await Client.SendAsync(request), 400, "invalid_request_error", "invalid_timeout");
     }
 
     private static void AssertFinalTimeout(List<ReceivedEvent> events, string code)

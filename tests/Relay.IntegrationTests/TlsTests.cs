@@ -7,7 +7,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 14, part 3: Relay terminates TLS with the standard Kestrel endpoint configuration (certificate and key from
+/// Relay terminates TLS with the standard Kestrel endpoint configuration (certificate and key from
 /// PEM files), HTTP/2 negotiated by ALPN. The certificate is generated per test; clients trust it as their CA (never by
 /// switching validation off).
 /// </summary>

@@ -7,34 +7,25 @@ using Relay.Middleware.Cancellation;
 
 namespace Relay.IntegrationTests;
 
-/// <summary>Issue 4: one usage record per stream, saying what was generated, what was delivered, and how it ended.</summary>
+/// <summary>One usage record per stream, saying what was generated, what was delivered, and how it ended.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private readonly CapturingSink _sink = new();
-    private InProcessRelay _relay = null!;
-    private readonly HttpClient _client = new(new SocketsHttpHandler { MaxResponseDrainSize = 0 });
 
-    public async Task InitializeAsync()
-        => _relay = await InProcessRelay.StartAsync(upstream.Url, services: s => s.AddSingleton<IStreamUsageSink>(_sink));
-
-    public async Task DisposeAsync()
-    {
-        _client.Dispose();
-        await _relay.DisposeAsync();
-    }
+    protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton<IStreamUsageSink>(_sink);
 
     [Fact]
     public async Task CompletedStream_RecordsUpstreamUsage_AllDelivered()
     {
         var next = _sink.Next();
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "0",
             ["x-mock-ttft-ms"] = "0",
             ["x-mock-max-tokens"] = "12",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
         Assert.True(events[^1].IsDone);
 
@@ -52,13 +43,13 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
     public async Task CancelledStream_RecordsClientCancelled_DeliveredAtMostGenerated_PromptTokensUnknown()
     {
         var next = _sink.Next();
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "20",
             ["x-mock-ttft-ms"] = "0",
             ["x-mock-max-tokens"] = "200",
         });
-        var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await CancellationTests.ReadSomeThenDisposeAsync(response, 3);
 
         var record = await next.WaitAsync(TimeSpan.FromSeconds(10));
@@ -69,7 +60,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
 
         // Cut before the upstream's usage: the log line says the prompt count is unknown instead of printing nothing.
         Assert.Null(record.PromptTokens);
-        var line = _relay.Logs.GetSnapshot().Last(r => r.Id.Name == "StreamEnded").Message;
+        var line = Relay.Logs.GetSnapshot().Last(r => r.Id.Name == "StreamEnded").Message;
         Assert.Contains("prompt tokens unknown,", line);
     }
 
@@ -77,7 +68,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
     public async Task IdleTimedOutStream_RecordsIdleTimeout()
     {
         var next = _sink.Next();
-        using var request = SseRead.ChatRequest(_relay.Url, headers: new Dictionary<string, string>
+        using var request = SseRead.ChatRequest(Relay.Url, headers: new Dictionary<string, string>
         {
             ["x-mock-tokens-per-second"] = "0",
             ["x-mock-ttft-ms"] = "0",
@@ -86,7 +77,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
             ["x-mock-stall-ms"] = "5000",
             ["Relay-Timeout"] = "idle=1",
         });
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await SseRead.ReadAllAsync(response);
 
         var record = await next.WaitAsync(TimeSpan.FromSeconds(10));
@@ -155,7 +146,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : IAsyncL
     private static readonly Dictionary<string, string> LongFastReply = new() { ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "2000" };
 
     /// <summary>Relay with an h2c listener, a 4 KiB Kestrel response buffer and a 1 s write-stall timeout.</summary>
-    private Task<InProcessRelay> StartSmallBufferH2cRelayAsync(CapturingSink sink) => InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?>
+    private Task<InProcessRelay> StartSmallBufferH2cRelayAsync(CapturingSink sink) => InProcessRelay.StartAsync(Upstream.Url, new Dictionary<string, string?>
     {
         ["Relay:Backpressure:MaxBufferedBytes"] = SmallKestrelBufferBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Relay:Timeouts:WriteStallSeconds"] = "1",

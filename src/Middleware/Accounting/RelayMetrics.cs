@@ -7,7 +7,7 @@ namespace Relay.Middleware.Accounting;
 /// (<c>gen_ai.client.token.usage</c>, <c>gen_ai.server.time_to_first_token</c>, <c>gen_ai.server.request.duration</c>),
 /// and <c>relay.*</c> for what is Relay's own.
 /// </summary>
-public sealed class RelayMetrics : IDisposable
+internal sealed class RelayMetrics : IDisposable
 {
     /// <summary>The meter's name, for OpenTelemetry's <c>AddMeter</c>.</summary>
     public const string MeterName = "Relay";

@@ -4,7 +4,7 @@ using Relay.Middleware.Errors;
 namespace Relay.Middleware.Auth;
 
 /// <summary>Why a request is not let through, as the OpenAI-style error the client receives.</summary>
-public sealed record AuthFailure(int Status, string Message, string Type, string Code)
+internal sealed record AuthFailure(int Status, string Message, string Type, string Code)
 {
     /// <summary>Writes the error response (before the first byte).</summary>
     public Task WriteAsync(HttpContext context) => OpenAIError.TryWriteResponseAsync(context, Status, Message, Type, Code);

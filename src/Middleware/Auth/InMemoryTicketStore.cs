@@ -7,7 +7,7 @@ namespace Relay.Middleware.Auth;
 /// new tickets rather than grow without limit. A redeemed ticket gives up its body and credential at once; its id is
 /// kept until its expiry, so that a second redemption is told "used" rather than "unknown".
 /// </summary>
-public sealed class InMemoryTicketStore : ITicketStore, IDisposable
+internal sealed class InMemoryTicketStore : ITicketStore, IDisposable
 {
     /// <summary>The most tickets held at once.</summary>
     public const int Capacity = 100_000;

@@ -13,7 +13,7 @@ namespace Relay.Middleware.Auth;
 /// pass-through mode the client's credential goes upstream as <c>Authorization</c>; in relay-keys mode the Relay
 /// key is checked and replaced by the route's upstream key. No secret reaches a log or the upstream URL.
 /// </summary>
-public sealed partial class RelayAuthenticator
+internal sealed partial class RelayAuthenticator
 {
     private readonly IOptionsMonitor<RelayOptions> _options;
     private readonly ILogger _logger;

@@ -1,7 +1,7 @@
 namespace Relay.Middleware.Auth;
 
 /// <summary>The credential that authenticated a request (what a stream ticket issued on it carries forward).</summary>
-public sealed class RelayCredentialFeature(PresentedCredential? credential, string? keyName)
+internal sealed class RelayCredentialFeature(PresentedCredential? credential, string? keyName)
 {
     /// <summary>The presented credential, or null where the route let the request through without one.</summary>
     public PresentedCredential? Credential { get; } = credential;

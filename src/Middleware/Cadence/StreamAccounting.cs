@@ -1,7 +1,7 @@
 namespace Relay.Middleware.Cadence;
 
 /// <summary>What a stream's event pipeline has seen and delivered, for usage accounting.</summary>
-public sealed class StreamAccounting
+internal sealed class StreamAccounting
 {
     /// <summary>Upstream events that carried content (text, refusal, tool-call arguments): one per generated token.</summary>
     public long UpstreamContentEvents { get; internal set; }

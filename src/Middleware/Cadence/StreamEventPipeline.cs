@@ -50,7 +50,7 @@ namespace Relay.Middleware.Cadence;
 /// not rewrite (<see cref="StreamKind.PassThrough"/>) takes <see cref="PassThroughEvents"/> instead: no JSON work.
 /// </para>
 /// </remarks>
-public sealed class StreamEventPipeline : IDisposable
+internal sealed class StreamEventPipeline : IDisposable
 {
     private readonly TimeProvider _timeProvider;
     private readonly IncrementalSseParser _parser = new();

@@ -1,7 +1,7 @@
 namespace Relay.Middleware.Cadence;
 
 /// <summary>What kind of event stream a pipeline handles.</summary>
-public enum StreamKind
+internal enum StreamKind
 {
     /// <summary>OpenAI <c>chat.completion.chunk</c> events: coalesced, UTF-8 repaired, usage accounted.</summary>
     ChatCompletions,
@@ -14,7 +14,7 @@ public enum StreamKind
 /// The settings of one stream's event pipeline, resolved from the route's configuration and the
 /// request's <c>stream_options</c> (<c>chunk_size</c>, <c>flush_interval_ms</c>).
 /// </summary>
-public sealed record StreamPipelineSettings
+internal sealed record StreamPipelineSettings
 {
     /// <summary>The kind of stream.</summary>
     public StreamKind Kind { get; init; } = StreamKind.ChatCompletions;

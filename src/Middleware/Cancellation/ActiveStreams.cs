@@ -16,7 +16,7 @@ namespace Relay.Middleware.Cancellation;
 /// before any <see cref="IHostedService.StopAsync"/>: WebApplication starts the web server last and so stops it
 /// first, so a drain in StopAsync would run only after Kestrel had already waited out (and cut) the streams.
 /// </remarks>
-public sealed partial class ActiveStreams : IHostedLifecycleService
+internal sealed partial class ActiveStreams : IHostedLifecycleService
 {
     private readonly ConcurrentDictionary<StreamLifetime, byte> _streams = new();
     private readonly IOptionsMonitor<RelayOptions> _options;

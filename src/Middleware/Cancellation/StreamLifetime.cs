@@ -13,7 +13,7 @@ namespace Relay.Middleware.Cancellation;
 /// hot path (the idle deadline after each upstream read) are plain field writes: when the timer fires early
 /// it re-arms itself for the new earliest deadline instead of being changed on every read.
 /// </remarks>
-public sealed class StreamLifetime : IHttpRequestLifetimeFeature, IDisposable
+internal sealed class StreamLifetime : IHttpRequestLifetimeFeature, IDisposable
 {
     private const long None = long.MaxValue;
 

@@ -8,7 +8,7 @@ namespace Relay.Middleware.Cancellation;
 /// <param name="Idle">No upstream bytes mid-stream.</param>
 /// <param name="MaxDuration">The hard maximum.</param>
 /// <param name="WriteStall">The client accepts no bytes.</param>
-public readonly record struct StreamTimeouts(TimeSpan FirstToken, TimeSpan Idle, TimeSpan MaxDuration, TimeSpan WriteStall)
+internal readonly record struct StreamTimeouts(TimeSpan FirstToken, TimeSpan Idle, TimeSpan MaxDuration, TimeSpan WriteStall)
 {
     /// <summary>The request header a client sets to choose its own timeouts.</summary>
     public const string HeaderName = "Relay-Timeout";

@@ -55,7 +55,7 @@ public sealed class RelayOptions
     /// <summary>The WebSocket bridge (<c>/v1/chat/ws</c>, or a WebSocket upgrade of <c>/v1/chat/completions</c>).</summary>
     public WebSocketBridgeOptions WebSocket { get; set; } = new();
 
-    // Issue 14 (resilience and compression): per-route settings.
+    // Resilience and compression: per-route settings.
 
     /// <summary>Retries before the first byte, failover and circuit breakers (per route).</summary>
     public Resilience.ResilienceOptions Resilience { get; set; } = new();
@@ -172,7 +172,11 @@ public sealed class CrossOriginOptions
 /// <summary>The playground page.</summary>
 public sealed class PlaygroundOptions
 {
-    /// <summary>Serve the playground at <c>GET /</c>. Unset: on in front of the built-in simulated upstream (demo), off otherwise.</summary>
+    /// <summary>
+    /// Serve the playground at <c>GET /</c>. Unset: on in the Relay host's demo mode (in front of its built-in
+    /// simulated upstream), off otherwise (<c>MapRelay</c> maps it only when true; an explicit
+    /// <c>MapRelayPlayground()</c> maps it unless false).
+    /// </summary>
     public bool? Enabled { get; set; }
 }
 
@@ -181,7 +185,9 @@ public sealed class UpstreamOptions
 {
     /// <summary>
     /// The base URL of the OpenAI-compatible upstream (for example <c>https://api.openai.com</c>): the default
-    /// route <c>/v1/{**rest}</c> forwards to it. Empty: Relay runs in front of its built-in simulated upstream.
+    /// route <c>/v1/{**rest}</c> forwards to it, unless YARP routes are configured (the <c>ReverseProxy</c>
+    /// section), which then take every request (a start-up warning says so). Empty in the Relay host: Relay runs in
+    /// front of its built-in simulated upstream.
     /// </summary>
     public string? BaseUrl { get; set; }
 
@@ -252,7 +258,7 @@ public sealed class ShutdownOptions
 }
 
 /// <summary>
-/// OpenTelemetry export. Nothing is exported by default: the host exports metrics (meter <c>Relay</c>, with the
+/// OpenTelemetry export. Nothing is exported by default: Relay (host or package) exports metrics (meter <c>Relay</c>, with the
 /// <c>gen_ai.*</c> instruments, plus ASP.NET Core's and Kestrel's) and logs over OTLP only when
 /// <see cref="OtlpEndpoint"/> or the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Collector credentials
 /// belong in <c>OTEL_EXPORTER_OTLP_HEADERS</c>, which the exporter reads itself, never in this file.

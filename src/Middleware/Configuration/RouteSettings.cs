@@ -9,7 +9,7 @@ namespace Relay.Middleware.Configuration;
 /// with dots (<c>"Relay.Cadence.MaxTokens": "4"</c>, <c>"Relay.Timeouts.IdleSeconds": "120"</c>): a colon in a
 /// key would be read as a configuration section separator and never reach YARP's metadata.
 /// </summary>
-public sealed record RouteSettings
+internal sealed record RouteSettings
 {
     /// <summary>Flush cadence.</summary>
     public required CadenceOptions Cadence { get; init; }
@@ -29,7 +29,7 @@ public sealed record RouteSettings
     /// <summary>CORS.</summary>
     public required CrossOriginOptions Cors { get; init; }
 
-    // Issue 14 (resilience and compression).
+    // Resilience and compression.
 
     /// <summary>Retries, failover and circuit breakers.</summary>
     public Resilience.ResilienceOptions Resilience { get; init; } = new();

@@ -8,7 +8,7 @@ namespace Relay.Middleware.Configuration;
 /// Resolves <see cref="RouteSettings"/> once per route configuration instance (YARP replaces the instance
 /// when configuration reloads, so the cache never serves stale settings).
 /// </summary>
-public sealed class RouteSettingsResolver
+internal sealed class RouteSettingsResolver
 {
     private readonly ConditionalWeakTable<RouteConfig, RouteSettings> _cache = new();
     private readonly IOptionsMonitor<RelayOptions> _options;

@@ -10,7 +10,7 @@ namespace Relay.Middleware.Errors;
 /// Errors in the client's language: the OpenAI error envelope <c>{"error":{"message","type","code"}}</c>,
 /// as a JSON response before the first byte.
 /// </summary>
-public static class OpenAIError
+internal static class OpenAIError
 {
     private static readonly JsonWriterOptions WriterOptions = new()
     {

@@ -1,7 +1,7 @@
 namespace Relay.Middleware.Errors;
 
 /// <summary>The <c>type</c> values of errors Relay itself produces (OpenAI's where one exists).</summary>
-public static class RelayErrorTypes
+internal static class RelayErrorTypes
 {
     /// <summary>The request is malformed (OpenAI's type).</summary>
     public const string InvalidRequest = "invalid_request_error";

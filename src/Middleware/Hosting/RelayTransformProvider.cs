@@ -27,6 +27,22 @@ internal sealed class RelayTransformProvider : ITransformProvider
 
     public void ValidateRoute(TransformRouteValidationContext context)
     {
+        // Strict, like the Relay section: a key Relay does not read for a route ("Relay.Cadence.MaxToken", or a
+        // global-only "Relay.WebSocket.Enabled") fails at start-up rather than silently doing nothing.
+        foreach (var key in context.Route.Metadata?.Keys ?? [])
+        {
+            if (key.StartsWith(RouteSettings.MetadataPrefix, StringComparison.OrdinalIgnoreCase)
+                && RelayConfigurationKeys.RouteKeyProblem(key[RouteSettings.MetadataPrefix.Length..].Replace('.', ':')) is { } problem)
+            {
+                context.Errors.Add(new ArgumentException($"Route '{context.Route.RouteId}', metadata '{key}': {problem}"));
+            }
+        }
+
+        if (context.Errors.Count > 0)
+        {
+            return;
+        }
+
         RouteSettings settings;
         try
         {
@@ -50,6 +66,25 @@ internal sealed class RelayTransformProvider : ITransformProvider
 
     public void ValidateCluster(TransformClusterValidationContext context)
     {
+        var cluster = context.Cluster;
+        Check(cluster.Metadata, RelayConfigurationKeys.ClusterMetadata, $"Cluster '{cluster.ClusterId}'");
+        foreach (var (id, destination) in cluster.Destinations ?? new Dictionary<string, Yarp.ReverseProxy.Configuration.DestinationConfig>())
+        {
+            Check(destination.Metadata, RelayConfigurationKeys.DestinationMetadata, $"Cluster '{cluster.ClusterId}', destination '{id}'");
+        }
+
+        void Check(IReadOnlyDictionary<string, string>? metadata, string[] known, string where)
+        {
+            foreach (var key in metadata?.Keys ?? [])
+            {
+                if (key.StartsWith(RouteSettings.MetadataPrefix, StringComparison.OrdinalIgnoreCase) && !known.Contains(key, StringComparer.OrdinalIgnoreCase))
+                {
+                    var hint = RelayConfigurationKeys.NearestHint(key, known, static k => k);
+                    context.Errors.Add(new ArgumentException(RelayConfigurationKeys.Sentence(
+                        $"{where}, metadata '{key}': Relay reads no such key here{(hint.Length > 0 ? hint : $" (it reads {(known.Length > 0 ? string.Join(", ", known) : "none")})")}")));
+                }
+            }
+        }
     }
 
     public void Apply(TransformBuilderContext context)

@@ -5,7 +5,7 @@ using Relay.Middleware.Configuration;
 namespace Relay.Middleware.Requests;
 
 /// <summary>What Relay learned about one request and how it will relay the response.</summary>
-public sealed class RelayRequestFeature
+internal sealed class RelayRequestFeature
 {
     /// <summary>The settings of the request's route.</summary>
     public required RouteSettings Route { get; init; }

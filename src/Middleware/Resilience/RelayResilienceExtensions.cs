@@ -6,7 +6,7 @@ using Yarp.ReverseProxy.Health;
 
 namespace Relay.Middleware.Resilience;
 
-/// <summary>Registers retries before the first byte, failover and per-destination circuit breakers (and, issue 14 too, route compression).</summary>
+/// <summary>Registers retries before the first byte, failover and per-destination circuit breakers (and route compression).</summary>
 internal static class RelayResilienceExtensions
 {
     /// <summary>

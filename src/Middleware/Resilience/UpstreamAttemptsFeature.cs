@@ -4,7 +4,7 @@ namespace Relay.Middleware.Resilience;
 /// The upstream attempts of one client request: how many were made, which destinations they went to, and how the
 /// last one ended. Read by the <c>StreamEnded</c> record and the <c>relay.upstream.attempts</c> metric.
 /// </summary>
-public sealed class UpstreamAttemptsFeature
+internal sealed class UpstreamAttemptsFeature
 {
     private readonly List<string> _destinations = [];
 

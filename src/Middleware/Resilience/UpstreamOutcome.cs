@@ -1,7 +1,7 @@
 namespace Relay.Middleware.Resilience;
 
 /// <summary>How a request's upstream attempts ended (the <c>relay.upstream.outcome</c> tag and <see cref="UpstreamAttemptsFeature.Outcome"/>).</summary>
-public static class UpstreamOutcome
+internal static class UpstreamOutcome
 {
     /// <summary>An upstream answered and its answer went to the client (success or an error that is not retried).</summary>
     public const string Response = "response";

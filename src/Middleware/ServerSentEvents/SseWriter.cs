@@ -6,7 +6,7 @@ using System.Text.Json;
 namespace Relay.Middleware.ServerSentEvents;
 
 /// <summary>Writes canonical <c>text/event-stream</c> framing to an <see cref="IBufferWriter{T}"/>.</summary>
-public static class SseWriter
+internal static class SseWriter
 {
     /// <summary>
     /// Writes a final OpenAI-style error event: <c>data: {"error":{"message":...,"type":...,"code":...}}</c>

@@ -17,7 +17,7 @@ namespace Relay.Middleware.Streaming;
 /// heartbeat interval still gets its own status through. While it is installed, the response feature YARP sees
 /// keeps YARP's late status and header writes off the started response (they would throw).
 /// </remarks>
-public sealed class EarlyStreamStart : IAsyncDisposable
+internal sealed class EarlyStreamStart : IAsyncDisposable
 {
     private const int Waiting = 0, StartedEarly = 1, HandedOver = 2, Stopped = 3;
 

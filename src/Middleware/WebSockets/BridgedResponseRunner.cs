@@ -210,7 +210,7 @@ internal sealed partial class BridgedResponseRunner
 
     private static partial class Log
     {
-        [LoggerMessage(403, LogLevel.Error, "WebSocket session {SessionId}: forwarding a response failed.", EventName = "WebSocketForwardFailed")]
+        [LoggerMessage(503, LogLevel.Error, "WebSocket session {SessionId}: forwarding a response failed.", EventName = "WebSocketForwardFailed")]
         public static partial void ForwardFailed(ILogger logger, string sessionId, Exception exception);
     }
 }

@@ -363,13 +363,13 @@ internal sealed partial class WebSocketSession : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(400, LogLevel.Debug, "WebSocket session {SessionId} started (subprotocol {Protocol}).", EventName = "WebSocketSessionStarted")]
+        [LoggerMessage(500, LogLevel.Debug, "WebSocket session {SessionId} started (subprotocol {Protocol}).", EventName = "WebSocketSessionStarted")]
         public static partial void SessionStarted(ILogger logger, string sessionId, string? protocol);
 
-        [LoggerMessage(401, LogLevel.Debug, "WebSocket session {SessionId} ended after {Responses} responses (close status {CloseStatus}).", EventName = "WebSocketSessionEnded")]
+        [LoggerMessage(501, LogLevel.Debug, "WebSocket session {SessionId} ended after {Responses} responses (close status {CloseStatus}).", EventName = "WebSocketSessionEnded")]
         public static partial void SessionEnded(ILogger logger, string sessionId, int responses, WebSocketCloseStatus? closeStatus);
 
-        [LoggerMessage(402, LogLevel.Information, "WebSocket session {SessionId} failed: {Cause} (state {State}).", EventName = "WebSocketSessionFailed")]
+        [LoggerMessage(502, LogLevel.Information, "WebSocket session {SessionId} failed: {Cause} (state {State}).", EventName = "WebSocketSessionFailed")]
         public static partial void SessionFailed(ILogger logger, string sessionId, string cause, WebSocketState state);
 
     }

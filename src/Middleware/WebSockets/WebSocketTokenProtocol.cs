@@ -16,7 +16,7 @@ namespace Relay.Middleware.WebSockets;
 /// authentication reads <c>Authorization</c>. A subprotocol is an RFC 7230 token, so a key with characters outside
 /// that set (base64 <c>/</c>, <c>+</c>, <c>=</c>) cannot be sent this way; base64url keys can.
 /// </remarks>
-public static class WebSocketTokenProtocol
+internal static class WebSocketTokenProtocol
 {
     /// <summary>The prefix of the subprotocol that carries the token (OpenAI's name, so OpenAI's browser snippets work).</summary>
     public const string Prefix = "openai-insecure-api-key.";

@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.Containers;
 
 /// <summary>
-/// Issue 16: docker-compose.yml as a user runs it (<c>docker-compose up --build</c>), with the base images from
+/// Docker-compose.yml as a user runs it (<c>docker-compose up --build</c>), with the base images from
 /// RELAY_* (.ci/docker.sh) and free host ports for the edge and Relay.
 /// </summary>
 [Collection(ComposeStackCollection.Name)]

@@ -7,7 +7,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.Containers;
 
 /// <summary>
-/// Issue 16: the stack as containers (nginx edge -> Relay -> MockInference, built from the Dockerfiles). What the
+/// The stack as containers (nginx edge -> Relay -> MockInference, built from the Dockerfiles). What the
 /// process-based stack tests show, through real container networking, and what only containers show: docker stop.
 /// </summary>
 [Collection(ContainerStackCollection.Name)]
@@ -63,7 +63,7 @@ public sealed class ContainerStackTests(ContainerStackFixture stack)
     public async Task Control_EdgeThatDropsUpgrade_WebSocketGets426()
     {
         Skip.If(DockerEngine.SkipReason is not null, DockerEngine.SkipReason);
-        // The edge config before issue 16: Connection "" for every request and no Upgrade forwarded.
+        // The edge config as it was before WebSocket upgrades were forwarded: Connection "" for every request and no Upgrade forwarded.
         var fixedConfig = await File.ReadAllTextAsync(Path.Combine(CommonDirectoryPath.GetSolutionDirectory().DirectoryPath, "config", "nginx", "relay-edge.conf"));
         const string forwarding = "proxy_set_header Upgrade $http_upgrade;\n        proxy_set_header Connection $connection_upgrade;";
         Assert.Contains(forwarding, fixedConfig, StringComparison.Ordinal);

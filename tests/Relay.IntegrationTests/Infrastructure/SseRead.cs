@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -41,94 +40,20 @@ public sealed record ReceivedEvent(string Data, long ReceivedUs, string? Comment
     public bool IsError => Data.StartsWith("{\"error\"", StringComparison.Ordinal);
 }
 
-/// <summary>A minimal SSE reader for tests: LF framing as Relay writes it, each event timestamped on arrival.</summary>
+/// <summary>Reads Relay's event streams in tests (<see cref="Relay.Tests.Shared.SseTestReader"/>), each event timestamped on arrival.</summary>
 public static class SseRead
 {
-    public static long NowUs() => (long)(Stopwatch.GetTimestamp() * (1_000_000.0 / Stopwatch.Frequency));
+    public static long NowUs() => Relay.Tests.Shared.SseTestReader.NowUs();
 
+    /// <summary>Every event and comment until the stream ends or fails, or <paramref name="stopAfter"/> says so.</summary>
     public static async Task<List<ReceivedEvent>> ReadAllAsync(HttpResponseMessage response, CancellationToken ct = default, Func<ReceivedEvent, bool>? stopAfter = null)
     {
-        var events = new List<ReceivedEvent>();
         await using var stream = await response.Content.ReadAsStreamAsync(ct);
-        var buffer = new byte[8192];
-        var pending = new List<byte>();
-        while (true)
-        {
-            int n;
-            try
-            {
-                n = await stream.ReadAsync(buffer, ct);
-            }
-            catch (IOException)
-            {
-                break;
-            }
-
-            if (n == 0)
-            {
-                break;
-            }
-
-            var now = NowUs();
-            pending.AddRange(buffer.AsSpan(0, n).ToArray());
-            while (true)
-            {
-                var idx = IndexOfBlankLine(pending);
-                if (idx < 0)
-                {
-                    break;
-                }
-
-                var raw = Encoding.UTF8.GetString(pending.GetRange(0, idx).ToArray());
-                pending.RemoveRange(0, idx + 2);
-                var ev = Parse(raw, now);
-                events.Add(ev);
-                if (stopAfter?.Invoke(ev) == true)
-                {
-                    return events;
-                }
-            }
-        }
-
-        return events;
+        var received = await Relay.Tests.Shared.SseTestReader.ReadAllAsync(stream, stopAfter is null ? null : r => stopAfter(ToEvent(r)), ct);
+        return received.ConvertAll(ToEvent);
     }
 
-    private static int IndexOfBlankLine(List<byte> bytes)
-    {
-        for (var i = 0; i + 1 < bytes.Count; i++)
-        {
-            if (bytes[i] == '\n' && bytes[i + 1] == '\n')
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
-    private static ReceivedEvent Parse(string raw, long now)
-    {
-        var data = new StringBuilder();
-        string? comment = null;
-        foreach (var line in raw.Split('\n'))
-        {
-            if (line.StartsWith(':'))
-            {
-                comment = line[1..].TrimStart();
-            }
-            else if (line.StartsWith("data:", StringComparison.Ordinal))
-            {
-                if (data.Length > 0)
-                {
-                    data.Append('\n');
-                }
-
-                data.Append(line.AsSpan(line.Length > 5 && line[5] == ' ' ? 6 : 5));
-            }
-        }
-
-        return new ReceivedEvent(data.ToString(), now, comment);
-    }
+    private static ReceivedEvent ToEvent(Relay.Tests.Shared.SseReceived r) => new(Encoding.UTF8.GetString(r.Data), r.ReceivedUs, r.Comment);
 
     public static HttpRequestMessage ChatRequest(string baseUrl, bool stream = true, object? streamOptions = null, IDictionary<string, string>? headers = null, string model = "mock", string path = "/v1/chat/completions")
     {

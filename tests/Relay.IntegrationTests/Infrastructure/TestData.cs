@@ -1,30 +1,17 @@
+using Relay.Tests.Shared;
+
 namespace Relay.IntegrationTests.Infrastructure;
 
-/// <summary>
-/// Finds <c>../shared/testdata</c> next to the repository (never copied into it). A user's clone has none:
-/// tests that need it are skipped with this reason.
-/// </summary>
+/// <summary>The shared test data and the repository, as <see cref="TestDataLocator"/> finds them.</summary>
 public static class TestData
 {
-    public const string MissingReason = "../shared/testdata is not present next to the repository (it exists only on the project's own machines).";
+    public const string MissingReason = TestDataLocator.MissingReason;
 
-    public static string? Root { get; } = Find();
+    public static string? Root => TestDataLocator.Root;
 
-    public static string Path(string relative) => System.IO.Path.Combine(Root ?? throw new InvalidOperationException(MissingReason), relative);
+    public static string RepositoryRoot => TestDataLocator.RepositoryRoot;
 
-    private static string? Find()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = System.IO.Path.Combine(dir.FullName, "shared", "testdata");
-            if (Directory.Exists(candidate) && File.Exists(System.IO.Path.Combine(candidate, "README.md")))
-            {
-                return candidate;
-            }
-        }
-
-        return null;
-    }
+    public static string Path(string relative) => TestDataLocator.Path(relative);
 }
 
 /// <summary>A fact that is skipped, with a clear reason, when the shared test data is absent.</summary>

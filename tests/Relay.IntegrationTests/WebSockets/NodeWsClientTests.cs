@@ -3,7 +3,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>
-/// Issue 6: the same bridge scenarios with an independent client, the npm <c>ws</c> package
+/// The same bridge scenarios with an independent client, the npm <c>ws</c> package
 /// (tests/ws-client/scenarios.mjs, which asserts with node:assert and exits non-zero on a failure).
 /// </summary>
 [Collection(UpstreamCollection.Name)]

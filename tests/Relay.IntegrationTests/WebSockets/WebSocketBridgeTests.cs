@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests.WebSockets;
 
-/// <summary>Issue 6: the WebSocket bridge with the .NET <see cref="ClientWebSocket"/>, against the simulated upstream.</summary>
+/// <summary>The WebSocket bridge with the .NET <see cref="ClientWebSocket"/>, against the simulated upstream.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {

@@ -5,7 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>
-/// Issue 6: RFC 6455 conformance of the bridge's endpoint, with raw frames over a TCP socket: the receiver cases of
+/// RFC 6455 conformance of the bridge's endpoint, with raw frames over a TCP socket: the receiver cases of
 /// websockets/ws (MIT) and the UTF-8 payloads of Autobahn case 6 (Apache-2.0), from ../shared/testdata/websocket.
 /// </summary>
 [Collection(UpstreamCollection.Name)]

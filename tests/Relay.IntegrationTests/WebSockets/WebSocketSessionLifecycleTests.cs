@@ -6,7 +6,7 @@ using Relay.IntegrationTests.Infrastructure;
 
 namespace Relay.IntegrationTests.WebSockets;
 
-/// <summary>Issue 6: shutdown, the browser token form, and keepalive of the WebSocket bridge.</summary>
+/// <summary>Shutdown, the browser token form, and keepalive of the WebSocket bridge.</summary>
 [Collection(UpstreamCollection.Name)]
 public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
 {

@@ -7,19 +7,15 @@ using Relay.Middleware.Cancellation;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>
-/// Issue 11 item 20: <c>response.done</c> reports the usage of the response's <c>StreamEnded</c> record, so a client
+/// <c>response.done</c> reports the usage of the response's <c>StreamEnded</c> record, so a client
 /// and the accounting never disagree about one response.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private readonly Channel<StreamUsageRecord> _records = Channel.CreateUnbounded<StreamUsageRecord>();
-    private InProcessRelay _relay = null!;
 
-    public async Task InitializeAsync()
-        => _relay = await InProcessRelay.StartAsync(upstream.Url, services: s => s.AddSingleton<IStreamUsageSink>(new ChannelSink(_records.Writer)));
-
-    public async Task DisposeAsync() => await _relay.DisposeAsync();
+    protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton<IStreamUsageSink>(new ChannelSink(_records.Writer));
 
     // Seed 1 at full pace: the mock holds the tokens of a character split over several tokens until it is whole, so
     // the upstream sends fewer content events (219) than its usage counts tokens (234).
@@ -68,7 +64,7 @@ public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : IAsyncLi
 
     private async Task<System.Text.Json.JsonElement> RunAsync(Dictionary<string, string> knobs, int? cancelAfterChunks)
     {
-        await using var client = await BridgeClient.ConnectAsync(_relay.Url, knobs);
+        await using var client = await BridgeClient.ConnectAsync(Relay.Url, knobs);
         await client.ReceiveAsync();
         await client.SendAsync(BridgeClient.Create());
         if (cancelAfterChunks is int chunks)

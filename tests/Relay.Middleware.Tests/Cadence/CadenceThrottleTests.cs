@@ -4,7 +4,7 @@ using Relay.Middleware.Tests.Support;
 namespace Relay.Middleware.Tests.Cadence;
 
 /// <summary>
-/// The cadence as a throttle, not a delay (issue 12, part 1): a choice is flushed at most once per interval; a token
+/// The cadence as a throttle, not a delay: a choice is flushed at most once per interval; a token
 /// that comes when the last flush is at least an interval old goes out at once, so a stream slower than the cadence
 /// is never delayed by it.
 /// </summary>

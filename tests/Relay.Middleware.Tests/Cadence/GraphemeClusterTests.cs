@@ -6,7 +6,7 @@ using Relay.Middleware.Tests.Support;
 namespace Relay.Middleware.Tests.Cadence;
 
 /// <summary>
-/// Issue 11, item 19: judged by UAX #29 over the whole text (<see cref="StringInfo"/>, as browsers'
+/// Judged by UAX #29 over the whole text (<see cref="StringInfo"/>, as browsers'
 /// <c>Intl.Segmenter</c> does), the default cadence never splits a grapheme cluster across events, whether the
 /// clusters come built over several tokens (every code point a token; raw partial UTF-8; split surrogate escapes)
 /// and at any pace, and text without such clusters is not held.

@@ -6,7 +6,7 @@ using Relay.Middleware.Cadence;
 namespace Relay.Middleware.Tests.Cadence;
 
 /// <summary>
-/// Issue 3's allocation goal, checked as a test rather than only in the benchmark: once a stream is running, the
+/// The allocation goal, checked as a test rather than only in the benchmark: once a stream is running, the
 /// pipeline allocates nothing per event (its buffers are pooled and reused). A single allocation per event would
 /// show up as at least 24 bytes x 10,000 events here.
 /// </summary>

@@ -16,7 +16,7 @@ using Relay.Middleware.Tests.Support;
 namespace Relay.Middleware.Tests.Streaming;
 
 /// <summary>
-/// How the relay loop ends a stream whose upstream body ended cleanly (issue 11, items 1 to 4): the whole upstream
+/// How the relay loop ends a stream whose upstream body ended cleanly: the whole upstream
 /// body is fed to <see cref="SseStreamRelay"/> and what the client received is read back, also with the framework's
 /// WHATWG parser (<see cref="SseParser"/>) for what an <c>EventSource</c> dispatches.
 /// </summary>
@@ -124,7 +124,7 @@ public sealed class StreamEndingTests
     [InlineData(true)]
     public async Task ClientThatLeavesRightAfterDone_IsNotLoggedAsEndedEarly_AndTheStreamCompleted(bool leaveBeforeTheFinalFlush)
     {
-        // Issue 11, item 13: the client reads [DONE] and resets. The upstream ends cleanly only after that, so the
+        // The client reads [DONE] and resets. The upstream ends cleanly only after that, so the
         // final flush finds the client gone. Control (leaveBeforeTheFinalFlush false): the client stays, nothing fails.
         var time = new FakeTimeProvider();
         var client = new ClientThatLeavesAfterDone(leaveBeforeTheFinalFlush);
