@@ -72,6 +72,9 @@ public sealed class StreamEventPipeline : IDisposable
     private PendingChoiceDelta?[] _choices = new PendingChoiceDelta?[1];
     private long _rawBase;
 
+    // Issue 13 hook (structured output): null unless the request asked for partial values or schema validation.
+    private readonly StructuredOutput.StructuredStream? _structured;
+
     /// <summary>Creates a pipeline for one stream.</summary>
     public StreamEventPipeline(StreamPipelineSettings settings, TimeProvider timeProvider)
     {
@@ -84,6 +87,7 @@ public sealed class StreamEventPipeline : IDisposable
         _coalesce = settings.CoalescingEnabled && settings.MaxTokensPerFlush > 1 && _interval > 0;
         _likelyHold = Math.Max(_interval, (long)(LikelyHoldBound.TotalSeconds * timeProvider.TimestampFrequency));
         _raw = settings.Kind == StreamKind.PassThrough ? new PooledByteBuffer(4096) : null;
+        _structured = _raw is null ? settings.StructuredOutput?.CreateStream() : null; // Issue 13 hook
 
         // Non-ASCII stays raw in the re-serialised text; SkipValidation lets one writer emit many lone values.
         _json = new Utf8JsonWriter(_scratch, new JsonWriterOptions
@@ -116,6 +120,12 @@ public sealed class StreamEventPipeline : IDisposable
             return earliest;
         }
     }
+
+    /// <summary>
+    /// Issue 13 hook: the first schema violation of the structured output; once set, nothing more is written and the
+    /// stream must end (<see cref="Fail"/> with a <c>schema_violation</c> error).
+    /// </summary>
+    internal StructuredOutput.SchemaViolation? StructuredViolation => _structured?.Violation;
 
     /// <summary>Whether the input so far ends at an event boundary (no partial event held).</summary>
     public bool AtEventBoundary => _parser.AtEventBoundary;
@@ -201,7 +211,7 @@ public sealed class StreamEventPipeline : IDisposable
     /// The stream must end with an error: write what is held, close any partial event, then a final
     /// <c>data: {"error":{...}}</c> event.
     /// </summary>
-    public void Fail(IBufferWriter<byte> output, string message, string type, string? code)
+    public void Fail(IBufferWriter<byte> output, string message, string type, string? code, string? param = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         if (_raw is not null)
@@ -216,7 +226,7 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         _parser.DiscardPartialEvent();
-        SseWriter.WriteErrorEvent(output, message, type, code);
+        SseWriter.WriteErrorEvent(output, message, type, code, param);
         Accounting.EventsWritten++;
     }
 
@@ -228,6 +238,7 @@ public sealed class StreamEventPipeline : IDisposable
         _decoded.Dispose();
         _raw?.Dispose();
         _json.Dispose();
+        _structured?.Dispose();
         foreach (var choice in _choices)
         {
             choice?.Dispose();
@@ -284,6 +295,12 @@ public sealed class StreamEventPipeline : IDisposable
 
     private void Dispatch(IBufferWriter<byte> output, SseItemKind kind, long now)
     {
+        if (_structured?.Violation is not null)
+        {
+            // Issue 13 hook: the output broke its schema; what follows is dropped and the stream ends with an error.
+            return;
+        }
+
         switch (kind)
         {
             case SseItemKind.Comment:
@@ -342,6 +359,12 @@ public sealed class StreamEventPipeline : IDisposable
         }
 
         Account(in info, data);
+        if (_structured is not null && !_structured.OnChunk(data, in info))
+        {
+            // Issue 13 hook: this chunk broke the schema; it is not delivered.
+            return;
+        }
+
         if (info.HasError)
         {
             // The upstream ends the stream with an error: as for Relay's own failures (Fail), the text before it
@@ -373,6 +396,7 @@ public sealed class StreamEventPipeline : IDisposable
             var choice = GetChoice(info.ChoiceIndex);
             choice.SeenContent |= info.CarriesContent;
             var text = info.Content.IsPresent ? info.Content : info.Reasoning.IsPresent ? info.Reasoning : info.Refusal;
+            var parsed = _structured is not null && info.Content.IsNonEmpty ? _structured.Parsed(info.ChoiceIndex, DeltaKind.Content, 0) : default; // Issue 13 hook
             if (text.IsPresent)
             {
                 _decoded.Clear();
@@ -382,9 +406,9 @@ public sealed class StreamEventPipeline : IDisposable
                     LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, _decoded);
                 }
 
-                if (!clean)
+                if (!clean || !parsed.IsEmpty)
                 {
-                    WriteReplaced(output, data, text, _decoded.WrittenSpan);
+                    WriteReplaced(output, data, text, _decoded.WrittenSpan, parsed);
                     CountWritten(info.CarriesContent ? 1 : 0);
                     return;
                 }
@@ -431,7 +455,7 @@ public sealed class StreamEventPipeline : IDisposable
             // grapheme hold, forward the event as it came (no copy, no re-serialisation).
             _decoded.Clear();
             var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
-            if (clean && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
+            if (clean && (_structured is null || !_structured.WantsParsed(kind)) && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
             {
                 WriteVerbatim(output, data);
                 Accounting.DeliveredContentEvents++;
@@ -545,14 +569,17 @@ public sealed class StreamEventPipeline : IDisposable
         if (split > 0)
         {
             var envelope = choice.Envelope.WrittenSpan;
+
+            // Issue 13 hook: the partial value of the choice's JSON text, one per flush.
+            var parsed = _structured is null ? default : _structured.Parsed(Array.IndexOf(_choices, choice), choice.Kind, choice.ToolIndex);
             if (choice.HasLogprobs)
             {
-                WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan);
+                WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan, parsed);
                 choice.Logprobs.Clear();
             }
             else
             {
-                WriteReplaced(output, envelope, choice.Field, text[..split]);
+                WriteReplaced(output, envelope, choice.Field, text[..split], parsed);
             }
 
             CountWritten(choice.Tokens);
@@ -609,23 +636,25 @@ public sealed class StreamEventPipeline : IDisposable
         }
     }
 
-    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text)
+    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, ReadOnlySpan<byte> parsed = default)
     {
         _scratch.Clear();
         _scratch.Append(json[..field.Start]);
         AppendString(text);
+        _scratch.Append(parsed);
         _scratch.Append(json[field.End..]);
         SseWriter.WriteData(output, _scratch.WrittenSpan);
     }
 
     /// <summary>As above, with the <c>logprobs</c> token list at <paramref name="list"/> replaced by <paramref name="items"/>.</summary>
-    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, JsonStringRange list, ReadOnlySpan<byte> items)
+    private void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, JsonStringRange list, ReadOnlySpan<byte> items, ReadOnlySpan<byte> parsed)
     {
         _scratch.Clear();
         if (field.Start < list.Start)
         {
             _scratch.Append(json[..field.Start]);
             AppendString(text);
+            _scratch.Append(parsed);
             _scratch.Append(json[field.End..list.Start]);
             AppendList(items);
             _scratch.Append(json[list.End..]);
@@ -636,6 +665,7 @@ public sealed class StreamEventPipeline : IDisposable
             AppendList(items);
             _scratch.Append(json[list.End..field.Start]);
             AppendString(text);
+            _scratch.Append(parsed);
             _scratch.Append(json[field.End..]);
         }
 

@@ -33,4 +33,7 @@ public sealed record StreamPipelineSettings
     /// for it for its own accounting: the usage-only chunk is consumed and not sent to the client.
     /// </summary>
     public bool StripUsageChunk { get; init; }
+
+    /// <summary>Issue 13: partial values and schema validation of the structured output, or null.</summary>
+    internal StructuredOutput.StructuredOutputRequest? StructuredOutput { get; init; }
 }

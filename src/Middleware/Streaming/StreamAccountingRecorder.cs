@@ -116,6 +116,7 @@ internal sealed partial class StreamAccountingRecorder
         StreamEndReason.WriteStallTimeout => "write_stall_timeout",
         StreamEndReason.UpstreamError => "upstream_error",
         StreamEndReason.RelayShutdown => "relay_shutdown",
+        StreamEndReason.SchemaViolation => "schema_violation",
         _ => "unknown",
     };
 
