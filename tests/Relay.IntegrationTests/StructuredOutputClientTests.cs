@@ -23,7 +23,10 @@ public sealed class StructuredOutputClientTests(MockUpstreamFixture upstream) : 
     {
         var headers = new Dictionary<string, string>
         {
-            ["x-mock-reply"] = "json", ["x-mock-seed"] = "3", ["x-mock-ttft-ms"] = "0", ["x-mock-tokens-per-second"] = "0",
+            ["x-mock-reply"] = "json",
+            ["x-mock-seed"] = "3",
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-tokens-per-second"] = "0",
         };
         if (violation is not null)
         {

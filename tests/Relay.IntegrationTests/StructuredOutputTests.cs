@@ -98,7 +98,9 @@ public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsync
     {
         using var request = SseRead.ChatRequest(_relay.Url, streamOptions: new { partial_json = true }, headers: new Dictionary<string, string>
         {
-            ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "20",
+            ["x-mock-tokens-per-second"] = "0",
+            ["x-mock-ttft-ms"] = "0",
+            ["x-mock-max-tokens"] = "20",
         });
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var events = await SseRead.ReadAllAsync(response);
