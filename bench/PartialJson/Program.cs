@@ -63,7 +63,44 @@ Console.WriteLine("| tenth | " + string.Join(" | ", Enumerable.Range(1, Buckets)
 Console.WriteLine("|---|" + string.Concat(Enumerable.Repeat("---|", Buckets)));
 Console.WriteLine("| Relay | " + string.Join(" | ", relay.BucketUs.Select(v => v.ToString("F2", CultureInfo.InvariantCulture))) + " |");
 Console.WriteLine("| npm | " + string.Join(" | ", npmBuckets.Select(v => v.ToString("F1", CultureInfo.InvariantCulture))) + " |");
+
+var plot = Path.Combine(SourceDirectory(), "per-delta.svg");
+File.WriteAllText(plot, Plot(relay.BucketUs, npmBuckets, deltas.Count, Encoding.UTF8.GetByteCount(document)));
+Console.WriteLine();
+Console.WriteLine($"plot: {plot}");
 return 0;
+
+// Per-delta time by tenth of the document, both parsers, on a log scale (one SVG, no plotting dependency).
+static string Plot(double[] relayUs, double[] npmUs, int deltaCount, int bytes)
+{
+    const int Width = 640, Height = 360, Left = 70, Right = 20, Top = 40, Bottom = 50;
+    var min = Math.Floor(Math.Log10(relayUs.Concat(npmUs).Min()));
+    var max = Math.Ceiling(Math.Log10(relayUs.Concat(npmUs).Max()));
+    double X(int i) => Left + ((Width - Left - Right) * (i + 0.5) / relayUs.Length);
+    double Y(double us) => Top + ((Height - Top - Bottom) * (max - Math.Log10(us)) / (max - min));
+    string Line(double[] values, string color) => $"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" points=\""
+        + string.Join(' ', values.Select((v, i) => FormattableString.Invariant($"{X(i):F1},{Y(v):F1}"))) + "\"/>";
+    var svg = new StringBuilder();
+    svg.Append(CultureInfo.InvariantCulture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{Height}\" font-family=\"sans-serif\" font-size=\"12\">");
+    svg.Append("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left}\" y=\"22\" font-size=\"14\">Time per delta as the document grows ({bytes:N0} bytes, {deltaCount:N0} o200k deltas)</text>");
+    for (var e = min; e <= max; e++)
+    {
+        var y = Y(Math.Pow(10, e));
+        svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" x2=\"{Width - Right}\" y1=\"{y:F1}\" y2=\"{y:F1}\" stroke=\"#ddd\"/><text x=\"{Left - 8}\" y=\"{y + 4:F1}\" text-anchor=\"end\">{Math.Pow(10, e):G} µs</text>");
+    }
+
+    for (var i = 0; i < relayUs.Length; i++)
+    {
+        svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(i):F1}\" y=\"{Height - Bottom + 18}\" text-anchor=\"middle\">{(i + 1) * 10}%</text>");
+    }
+
+    svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{(Left + Width - Right) / 2}\" y=\"{Height - 12}\" text-anchor=\"middle\">position in the document (tenths)</text>");
+    svg.Append(Line(npmUs, "#c0392b")).Append(Line(relayUs, "#2471a3"));
+    svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(0)}\" y=\"{Y(npmUs[0]) - 10:F1}\" fill=\"#c0392b\">npm partial-json, re-parsing the buffer per delta</text>");
+    svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(0)}\" y=\"{Y(relayUs[0]) - 10:F1}\" fill=\"#2471a3\">Relay PartialJsonParser, incremental</text>");
+    return svg.Append("</svg>").ToString();
+}
 
 // The script runs beside its node_modules (npm ci in bench/PartialJson/node).
 static string SourceDirectory([System.Runtime.CompilerServices.CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;

@@ -11,6 +11,11 @@ public static class Program
             return await CompressionBench.RunAsync(args);
         }
 
+        if (args is ["structured-cpu", ..])
+        {
+            return await StructuredOutputBenchmarks.MeasureCpuAsync(args);
+        }
+
         if (args is ["ws-cutover" or "ws-frames", ..])
         {
             return await WebSocketBridgeBench.RunAsync(args);

@@ -5,7 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 14, part 3: an upstream whose certificate a private CA signed (a corporate TLS-inspecting proxy) is trusted
+/// An upstream whose certificate a private CA signed (a corporate TLS-inspecting proxy) is trusted
 /// through a configured CA bundle (<c>Relay:Upstream:CaBundlePath</c>) or the system's bundle (OpenSSL's
 /// <c>SSL_CERT_FILE</c>), never by switching validation off: without the CA it is refused, and so is a certificate
 /// the CA signed for another name.

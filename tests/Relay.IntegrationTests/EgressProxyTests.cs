@@ -7,7 +7,7 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Relay.IntegrationTests;
 
 /// <summary>
-/// Issue 14, part 3: egress through a corporate forward proxy. A real tinyproxy (with Basic authentication, as
+/// Egress through a corporate forward proxy. A real tinyproxy (with Basic authentication, as
 /// corporate proxies have) tunnels Relay's requests to the simulated upstream over TLS, whose certificate a private CA
 /// signed. The environment's <c>HTTPS_PROXY</c>/<c>NO_PROXY</c> are process-wide (read once by
 /// <see cref="HttpClient.DefaultProxy"/>), so those tests run Relay as a child process; a cluster's own

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Relay.IntegrationTests.Infrastructure;
@@ -11,7 +10,7 @@ namespace Relay.IntegrationTests;
 [Collection(UpstreamCollection.Name)]
 public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
-    private readonly CapturingSink _sink = new();
+    private readonly CapturingUsageSink _sink = new();
 
     protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton<IStreamUsageSink>(_sink);
 
@@ -90,7 +89,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
     [Fact]
     public async Task Http2ClientThatNeverOpensItsWindow_ReceivesNothing_AndDeliveredCountsAtMostWhatKestrelAccepted()
     {
-        var sink = new CapturingSink();
+        var sink = new CapturingUsageSink();
         await using var relay = await StartSmallBufferH2cRelayAsync(sink);
         var next = sink.Next();
         await using var client = await RawHttp2Client.ConnectWithClosedWindowAsync(new Uri(relay.H2cUrl!).Port);
@@ -116,7 +115,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
     [Fact]
     public async Task Control_Http2ClientThatReads_IsDeliveredEverything()
     {
-        var sink = new CapturingSink();
+        var sink = new CapturingUsageSink();
         await using var relay = await StartSmallBufferH2cRelayAsync(sink);
         var next = sink.Next();
         using var client = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
@@ -146,30 +145,11 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
     private static readonly Dictionary<string, string> LongFastReply = new() { ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "2000" };
 
     /// <summary>Relay with an h2c listener, a 4 KiB Kestrel response buffer and a 1 s write-stall timeout.</summary>
-    private Task<InProcessRelay> StartSmallBufferH2cRelayAsync(CapturingSink sink) => InProcessRelay.StartAsync(Upstream.Url, new Dictionary<string, string?>
+    private Task<InProcessRelay> StartSmallBufferH2cRelayAsync(CapturingUsageSink sink) => InProcessRelay.StartAsync(Upstream.Url, new Dictionary<string, string?>
     {
         ["Relay:Backpressure:MaxBufferedBytes"] = SmallKestrelBufferBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Relay:Timeouts:WriteStallSeconds"] = "1",
     }, h2c: true, services: s => s.AddSingleton<IStreamUsageSink>(sink));
 
     /// <summary>Hands the next record to whoever waits for it (the tests of this class run one at a time).</summary>
-    private sealed class CapturingSink : IStreamUsageSink
-    {
-        private readonly ConcurrentQueue<TaskCompletionSource<StreamUsageRecord>> _waiting = new();
-
-        public Task<StreamUsageRecord> Next()
-        {
-            var tcs = new TaskCompletionSource<StreamUsageRecord>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _waiting.Enqueue(tcs);
-            return tcs.Task;
-        }
-
-        public void OnStreamEnded(StreamUsageRecord record)
-        {
-            if (_waiting.TryDequeue(out var tcs))
-            {
-                tcs.TrySetResult(record);
-            }
-        }
-    }
 }

@@ -3,6 +3,7 @@
 //   node playground.mjs <relay url> stream <eventsource|fetch>
 //   node playground.mjs <relay url> stop <eventsource|fetch|websocket>
 //   node playground.mjs <relay url> interrupt websocket
+//   node playground.mjs <relay url> structured <eventsource|fetch|websocket>   (structured-output mode, mock JSON reply)
 import { chromium } from 'playwright-core';
 
 const [baseUrl, scenario, mode] = process.argv.slice(2);
@@ -12,7 +13,10 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
 });
 try {
-  const page = await browser.newPage();
+  // The structured scenario asks the simulated upstream for a JSON reply (its knobs are request headers).
+  const page = await browser.newPage(scenario === 'structured' ? {
+    extraHTTPHeaders: { 'x-mock-reply': 'json', 'x-mock-seed': '3', 'x-mock-ttft-ms': '0', 'x-mock-tokens-per-second': '40' },
+  } : {});
   const consoleErrors = [];
   page.on('pageerror', e => consoleErrors.push(String(e)));
   await page.goto(baseUrl + '/');
@@ -25,10 +29,34 @@ try {
     new MutationObserver(() => window.__updates.push({ t: performance.now(), length: output.textContent.length }))
       .observe(output, { childList: true, characterData: true, subtree: true });
   });
+  if (scenario === 'structured') {
+    await page.check('#structured');
+    // Every change of the rendered partial object (its top-level field count) and of the status, timed in the page.
+    await page.evaluate(() => {
+      window.__parsed = [];
+      window.__status = [];
+      const parsed = document.getElementById('parsed');
+      new MutationObserver(() => {
+        let fields = -1;
+        try { fields = Object.keys(JSON.parse(parsed.textContent)).length; } catch { }
+        window.__parsed.push({ t: performance.now(), fields });
+      }).observe(parsed, { childList: true, characterData: true, subtree: true });
+      const status = document.getElementById('status');
+      new MutationObserver(() => window.__status.push({ t: performance.now(), text: status.textContent }))
+        .observe(status, { childList: true, characterData: true, subtree: true });
+    });
+  }
   await page.click('#start');
 
   const result = { scenario, mode, consoleErrors };
-  if (scenario === 'stream') {
+  if (scenario === 'structured') {
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    Object.assign(result, await page.evaluate(() => ({
+      parsedUpdates: window.__parsed,
+      statusUpdates: window.__status,
+      parsed: document.getElementById('parsed').textContent,
+    })));
+  } else if (scenario === 'stream') {
     await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
     if (mode === 'eventsource') {
       // A ticket starts one stream: the same URL again must fail.

@@ -33,8 +33,13 @@ internal sealed class ChoiceCoalescer : IDisposable
     private readonly bool _coalesce;
     private PendingChoiceDelta?[] _choices = new PendingChoiceDelta?[1];
 
-    public ChoiceCoalescer(StreamPipelineSettings settings, TimeProvider timeProvider, ChunkSplicer splicer, StreamAccounting accounting)
+    // Structured output (partial values, schema validation), or null: each flush of a JSON choice carries its parsed value.
+    private readonly StructuredOutput.StructuredStream? _structured;
+
+    public ChoiceCoalescer(StreamPipelineSettings settings, TimeProvider timeProvider, ChunkSplicer splicer, StreamAccounting accounting,
+        StructuredOutput.StructuredStream? structured = null)
     {
+        _structured = structured;
         _settings = settings;
         _timeProvider = timeProvider;
         _splicer = splicer;
@@ -87,13 +92,14 @@ internal sealed class ChoiceCoalescer : IDisposable
             }
 
             var kind = info.Content.IsPresent ? DeltaKind.Content : info.Reasoning.IsPresent ? DeltaKind.Reasoning : DeltaKind.Refusal;
-            if (clean)
+            var parsed = _structured is not null && info.Content.IsNonEmpty ? _structured.Parsed(info.ChoiceIndex, DeltaKind.Content, 0) : default;
+            if (clean && parsed.IsEmpty)
             {
                 _splicer.WriteChunk(output, data, info.ChoiceIndex, kind, _decoded.WrittenSpan);
             }
             else
             {
-                _splicer.WriteReplaced(output, data, text, _decoded.WrittenSpan, info.ChoiceIndex, kind);
+                _splicer.WriteReplaced(output, data, text, _decoded.WrittenSpan, info.ChoiceIndex, kind, parsed);
             }
 
             _accounting.OnChunkWritten(contentEvents);
@@ -142,7 +148,7 @@ internal sealed class ChoiceCoalescer : IDisposable
             // grapheme hold, forward the event as it came (no copy, no re-serialisation).
             _decoded.Clear();
             var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
-            if (clean && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
+            if (clean && (_structured is null || !_structured.WantsParsed(kind)) && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
             {
                 _splicer.WriteChunk(output, data, info.ChoiceIndex, kind, _decoded.WrittenSpan);
                 _accounting.OnChunkWritten(1);
@@ -256,14 +262,17 @@ internal sealed class ChoiceCoalescer : IDisposable
         if (split > 0)
         {
             var envelope = choice.Envelope.WrittenSpan;
+
+            // Structured output: the partial value of the choice's JSON text, one per flush.
+            var parsed = _structured is null ? default : _structured.Parsed(choice.Index, choice.Kind, choice.ToolIndex);
             if (choice.HasLogprobs)
             {
-                _splicer.WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan, choice.Index, choice.Kind);
+                _splicer.WriteReplaced(output, envelope, choice.Field, text[..split], choice.LogprobsField, choice.Logprobs.WrittenSpan, choice.Index, choice.Kind, parsed);
                 choice.Logprobs.Clear();
             }
             else
             {
-                _splicer.WriteReplaced(output, envelope, choice.Field, text[..split], choice.Index, choice.Kind);
+                _splicer.WriteReplaced(output, envelope, choice.Field, text[..split], choice.Index, choice.Kind, parsed);
             }
 
             _accounting.OnChunkWritten(choice.Tokens);

@@ -41,24 +41,31 @@ internal sealed class ChunkSplicer : IDisposable
         => _sink.WriteChunk(output, json, choice, kind, text);
 
     /// <summary>Writes <paramref name="json"/> with the string at <paramref name="field"/> replaced by <paramref name="text"/>.</summary>
-    public void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, int choice, DeltaKind kind)
+    /// <remarks>
+    /// <paramref name="parsed"/> (structured output's <c>,"parsed":...</c> member, or empty) goes right after the text
+    /// field, so it lands next to <c>content</c> or <c>arguments</c>.
+    /// </remarks>
+    public void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text, int choice, DeltaKind kind,
+        ReadOnlySpan<byte> parsed = default)
     {
         _scratch.Clear();
         _scratch.Append(json[..field.Start]);
         AppendString(text);
+        _scratch.Append(parsed);
         _scratch.Append(json[field.End..]);
         WriteChunk(output, _scratch.WrittenSpan, choice, kind, text);
     }
 
     /// <summary>As above, with the <c>logprobs</c> token list at <paramref name="list"/> replaced by <paramref name="items"/>.</summary>
     public void WriteReplaced(IBufferWriter<byte> output, ReadOnlySpan<byte> json, JsonStringRange field, ReadOnlySpan<byte> text,
-        JsonStringRange list, ReadOnlySpan<byte> items, int choice, DeltaKind kind)
+        JsonStringRange list, ReadOnlySpan<byte> items, int choice, DeltaKind kind, ReadOnlySpan<byte> parsed = default)
     {
         _scratch.Clear();
         if (field.Start < list.Start)
         {
             _scratch.Append(json[..field.Start]);
             AppendString(text);
+            _scratch.Append(parsed);
             _scratch.Append(json[field.End..list.Start]);
             AppendList(items);
             _scratch.Append(json[list.End..]);
@@ -69,6 +76,7 @@ internal sealed class ChunkSplicer : IDisposable
             AppendList(items);
             _scratch.Append(json[list.End..field.Start]);
             AppendString(text);
+            _scratch.Append(parsed);
             _scratch.Append(json[field.End..]);
         }
 

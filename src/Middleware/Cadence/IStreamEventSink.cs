@@ -26,7 +26,7 @@ internal interface IStreamEventSink
     void WriteUpstreamError(IBufferWriter<byte> output, ReadOnlySpan<byte> json);
 
     /// <summary>Relay's own final error (<see cref="Errors.RelayErrorTable"/>'s row): the last event of the stream.</summary>
-    void WriteError(IBufferWriter<byte> output, string message, string type, string? code);
+    void WriteError(IBufferWriter<byte> output, string message, string type, string? code, string? param = null);
 
     /// <summary><c>data: [DONE]</c>: the stream is complete.</summary>
     void WriteDone(IBufferWriter<byte> output);

@@ -22,8 +22,8 @@ internal sealed class SseEventSink : IStreamEventSink
 
     public void WriteUpstreamError(IBufferWriter<byte> output, ReadOnlySpan<byte> json) => SseWriter.WriteData(output, json);
 
-    public void WriteError(IBufferWriter<byte> output, string message, string type, string? code)
-        => SseWriter.WriteErrorEvent(output, message, type, code);
+    public void WriteError(IBufferWriter<byte> output, string message, string type, string? code, string? param = null)
+        => SseWriter.WriteErrorEvent(output, message, type, code, param);
 
     public void WriteDone(IBufferWriter<byte> output) => SseWriter.WriteData(output, "[DONE]"u8);
 

@@ -60,6 +60,9 @@ internal sealed class StreamEventPipeline : IDisposable
     private readonly ChunkSplicer _splicer;
     private readonly ChoiceCoalescer _coalescer;
 
+    // Structured output: null unless the request asked for partial values or schema validation.
+    private readonly StructuredOutput.StructuredStream? _structured;
+
     /// <summary>Creates a pipeline for one stream, writing SSE.</summary>
     public StreamEventPipeline(StreamPipelineSettings settings, TimeProvider timeProvider)
         : this(settings, timeProvider, sink: null)
@@ -77,7 +80,8 @@ internal sealed class StreamEventPipeline : IDisposable
         _rewrite = settings.Kind == StreamKind.ChatCompletions;
         _passThrough = !_rewrite && _sink.CopiesPassThroughBytes ? new PassThroughEvents(_parser, Accounting) : null;
         _splicer = new ChunkSplicer(_sink);
-        _coalescer = new ChoiceCoalescer(settings, timeProvider, _splicer, Accounting);
+        _structured = _rewrite ? settings.StructuredOutput?.CreateStream() : null;
+        _coalescer = new ChoiceCoalescer(settings, timeProvider, _splicer, Accounting, _structured);
     }
 
     /// <summary>The settings in force.</summary>
@@ -88,6 +92,12 @@ internal sealed class StreamEventPipeline : IDisposable
 
     /// <summary>When pending content must be flushed (a <see cref="TimeProvider.GetTimestamp"/> value), or null.</summary>
     public long? FlushDeadline => _coalescer.FlushDeadline;
+
+    /// <summary>
+    /// The first schema violation of the structured output; once set, nothing more is written and the stream must end
+    /// (<see cref="Fail"/> with a <c>schema_violation</c> error).
+    /// </summary>
+    internal StructuredOutput.SchemaViolation? StructuredViolation => _structured?.Violation;
 
     /// <summary>Whether the input so far ends at an event boundary (no partial event held).</summary>
     public bool AtEventBoundary => _parser.AtEventBoundary;
@@ -172,7 +182,7 @@ internal sealed class StreamEventPipeline : IDisposable
     /// The stream must end with an error: write what is held, close any partial event, then a final
     /// error event (<see cref="Errors.RelayErrorTable"/>'s row).
     /// </summary>
-    public void Fail(IBufferWriter<byte> output, string message, string type, string? code)
+    public void Fail(IBufferWriter<byte> output, string message, string type, string? code, string? param = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         if (_passThrough is not null)
@@ -186,7 +196,7 @@ internal sealed class StreamEventPipeline : IDisposable
         }
 
         _parser.DiscardPartialEvent();
-        _sink.WriteError(output, message, type, code);
+        _sink.WriteError(output, message, type, code, param);
         Accounting.EventsWritten++;
     }
 
@@ -197,10 +207,17 @@ internal sealed class StreamEventPipeline : IDisposable
         _passThrough?.Dispose();
         _coalescer.Dispose();
         _splicer.Dispose();
+        _structured?.Dispose();
     }
 
     private void Dispatch(IBufferWriter<byte> output, SseItemKind kind, long now)
     {
+        if (_structured?.Violation is not null)
+        {
+            // The output broke its schema: what follows is dropped and the stream ends with an error.
+            return;
+        }
+
         switch (kind)
         {
             case SseItemKind.Comment:
@@ -260,6 +277,12 @@ internal sealed class StreamEventPipeline : IDisposable
         }
 
         Account(in info, data);
+        if (_structured is not null && !_structured.OnChunk(data, in info))
+        {
+            // This chunk broke the schema: it is not delivered.
+            return;
+        }
+
         if (info.HasError)
         {
             // The upstream ends the stream with an error: as for Relay's own failures (Fail), the text before it

@@ -33,4 +33,7 @@ internal sealed record StreamPipelineSettings
     /// for it for its own accounting: the usage-only chunk is consumed and not sent to the client.
     /// </summary>
     public bool StripUsageChunk { get; init; }
+
+    /// <summary>Structured output: partial values and schema validation of the structured output, or null.</summary>
+    internal StructuredOutput.StructuredOutputRequest? StructuredOutput { get; init; }
 }

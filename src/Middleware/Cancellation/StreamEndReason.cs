@@ -29,4 +29,7 @@ public enum StreamEndReason
 
     /// <summary>Relay shut down before the stream finished.</summary>
     RelayShutdown,
+
+    /// <summary>The structured output broke its schema (<c>response_format</c>); Relay cancelled the upstream.</summary>
+    SchemaViolation,
 }

@@ -62,6 +62,9 @@ public sealed class RelayOptions
 
     /// <summary>Response compression of event streams (per route); off by default.</summary>
     public Compression.CompressionOptions Compression { get; set; } = new();
+
+    /// <summary>Streamed structured output: schema validation as it streams (per route); on by default.</summary>
+    public StructuredOutput.StructuredOutputOptions StructuredOutput { get; set; } = new();
 }
 
 /// <summary>How a route authenticates its callers.</summary>

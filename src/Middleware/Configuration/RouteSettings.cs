@@ -37,6 +37,9 @@ internal sealed record RouteSettings
     /// <summary>Response compression.</summary>
     public Compression.CompressionOptions Compression { get; init; } = new();
 
+    /// <summary>Streamed structured output.</summary>
+    public StructuredOutput.StructuredOutputOptions StructuredOutput { get; init; } = new();
+
     /// <summary>The YARP route id, or null outside a route.</summary>
     public string? RouteId { get; init; }
 
@@ -59,6 +62,7 @@ internal sealed record RouteSettings
                 Cors = defaults.Cors,
                 Resilience = defaults.Resilience,
                 Compression = defaults.Compression,
+                StructuredOutput = defaults.StructuredOutput,
                 RouteId = route?.RouteId,
             };
         }
@@ -81,6 +85,7 @@ internal sealed record RouteSettings
             Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
             Resilience = Copy(defaults.Resilience, overlay.GetSection("Resilience")),
             Compression = Copy(defaults.Compression, overlay.GetSection("Compression")),
+            StructuredOutput = Copy(defaults.StructuredOutput, overlay.GetSection("StructuredOutput")),
             RouteId = route!.RouteId,
         };
     }

@@ -35,6 +35,8 @@ internal static class RelayErrorTable
             "The client read nothing for the write-stall time; the response was cancelled."),
         StreamEndReason.RelayShutdown => new(StatusCodes.Status503ServiceUnavailable, RelayErrorTypes.RelayShutdown, "relay_shutdown",
             "Relay is shutting down; the response was ended."),
+        StreamEndReason.SchemaViolation => new(StatusCodes.Status502BadGateway, StructuredOutput.StructuredOutputErrors.Type, StructuredOutput.StructuredOutputErrors.Code,
+            "The model's output does not match the response_format schema."),
         _ => new(StatusCodes.Status502BadGateway, RelayErrorTypes.UpstreamError, "upstream_disconnected", connectionFailed
             ? "The upstream connection failed before the stream was complete."
             : "The upstream failed before the stream was complete."),
@@ -108,6 +110,7 @@ internal static class RelayErrorTable
         StreamEndReason.WriteStallTimeout => "write_stall_timeout",
         StreamEndReason.UpstreamError => "upstream_error",
         StreamEndReason.RelayShutdown => "relay_shutdown",
+        StreamEndReason.SchemaViolation => StructuredOutput.StructuredOutputErrors.Code,
         _ => "unknown",
     };
 }

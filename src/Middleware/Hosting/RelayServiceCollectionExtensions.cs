@@ -144,7 +144,7 @@ public static class RelayServiceCollectionExtensions
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ITransformProvider, RelayTransformProvider>());
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IProxyConfigProvider, UpstreamBaseUrlConfigProvider>());
         builder.AddConfigFilter<RelayClusterConfigFilter>();
-        // Issue 14: egress through forward proxies, a corporate CA bundle, identity-encoded upstream streams.
+        // Egress through forward proxies, a corporate CA bundle, identity-encoded upstream streams.
         Relay.Middleware.Egress.RelayEgressExtensions.AddRelayEgress(builder);
         return builder;
     }

@@ -12,7 +12,7 @@ namespace Relay.Middleware.Requests;
 /// <summary>
 /// Reads a JSON request body once (bounded), validates it, learns <c>model</c>, <c>stream</c> and
 /// <c>stream_options</c>, and rewrites it for the upstream: Relay-only options (<c>chunk_size</c>,
-/// <c>flush_interval_ms</c>) are removed, since a real OpenAI upstream rejects unknown parameters, and
+/// <c>flush_interval_ms</c>, <c>partial_json</c>, <c>validate_schema</c>) are removed, since a real OpenAI upstream rejects unknown parameters, and
 /// <c>include_usage</c> is added to streaming chat requests because Relay needs usage for its accounting.
 /// </summary>
 internal static class ChatRequestInspector
@@ -110,6 +110,19 @@ internal static class ChatRequestInspector
 
                     feature.FlushIntervalMs = ms;
                 }
+            }
+
+            // Structured output: stream_options.partial_json and validate_schema (Relay's), and response_format's schema.
+            if (feature.IsChatCompletion)
+            {
+                feature.StructuredOutput = StructuredOutput.StructuredOutputRequest.TryRead(
+                    root, hasOptions ? options : null, feature.Stream, feature.Route.StructuredOutput.Validate, out var structuredFailure, out var structuredOptions);
+                if (structuredFailure is not null)
+                {
+                    return structuredFailure;
+                }
+
+                relayOnly |= structuredOptions;
             }
 
             var addUsage = feature.IsChatCompletion && feature.Stream && !feature.ClientRequestedUsage;
@@ -237,6 +250,7 @@ internal static class ChatRequestInspector
         {
             var start = (int)reader.TokenStartIndex;
             var drop = reader.ValueTextEquals("chunk_size"u8) || reader.ValueTextEquals("flush_interval_ms"u8)
+                || reader.ValueTextEquals("partial_json"u8) || reader.ValueTextEquals("validate_schema"u8)
                 || (addUsage && reader.ValueTextEquals("include_usage"u8));
             reader.Read();
             reader.Skip();

@@ -40,6 +40,9 @@ internal sealed class RelayRequestFeature
     /// <summary>The JSON body as the client sent it (before Relay's rewrite), what a stream ticket replays.</summary>
     public ReadOnlyMemory<byte> Body { get; set; }
 
+    /// <summary>Structured output: what a streaming request asks of its structured output (<c>partial_json</c>, validation), or null.</summary>
+    internal StructuredOutput.StructuredOutputRequest? StructuredOutput { get; set; }
+
     /// <summary>
     /// Set when the 200 and SSE headers went out before the upstream answered (heartbeats before the first byte):
     /// every later failure must be a final SSE error event.

@@ -12,14 +12,14 @@ internal static class SseWriter
     /// Writes a final OpenAI-style error event: <c>data: {"error":{"message":...,"type":...,"code":...}}</c>
     /// followed by a blank line. A null <paramref name="code"/> is written as JSON <c>null</c>.
     /// </summary>
-    public static void WriteErrorEvent(IBufferWriter<byte> output, string message, string type, string? code)
+    public static void WriteErrorEvent(IBufferWriter<byte> output, string message, string type, string? code, string? param = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(message);
         ArgumentNullException.ThrowIfNull(type);
 
         output.Write("data: "u8);
-        Errors.OpenAIError.WriteObject(output, message, type, code);
+        Errors.OpenAIError.WriteObject(output, message, type, code, param);
         output.Write("\n\n"u8);
     }
 

@@ -181,6 +181,7 @@ internal sealed class SseResponseTransform : ResponseTransform
             MaxTokensPerFlush = feature.ChunkSize ?? cadence.MaxTokens,
             FlushInterval = TimeSpan.FromMilliseconds(interval),
             StripUsageChunk = feature.RelayRequestedUsage,
+            StructuredOutput = feature.StructuredOutput,
         };
     }
 }

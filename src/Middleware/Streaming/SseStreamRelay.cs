@@ -101,6 +101,12 @@ internal sealed partial class SseStreamRelay
                 }
 
                 reader.AdvanceTo(buffer.End);
+                if (pipeline.StructuredViolation is not null)
+                {
+                    // Structured output: the output broke its schema; stop paying for it.
+                    return await EndBySchemaViolationAsync(context, pipeline, lifetime);
+                }
+
                 var heartbeatOnly = false;
                 if (result.IsCanceled)
                 {
@@ -195,7 +201,14 @@ internal sealed partial class SseStreamRelay
         // closed right after the [DONE] line without the blank line; a stream Relay does not rewrite passes
         // through as sent, end included: its client decides what an unterminated last event means.
         StreamEndReason outcome;
-        if (!pipeline.TryDispatchFinalEvent(output))
+        var dispatched = pipeline.TryDispatchFinalEvent(output);
+        if (pipeline.StructuredViolation is not null)
+        {
+            // Structured output: the last event broke the schema (a stop whose document is incomplete or invalid).
+            return await EndBySchemaViolationAsync(context, pipeline, lifetime);
+        }
+
+        if (!dispatched)
         {
             // Never a silent cut: the client learns that the upstream ended the stream early.
             Log.UpstreamTruncated(_logger);
@@ -262,6 +275,32 @@ internal sealed partial class SseStreamRelay
         }
 
         return reason;
+    }
+
+    /// <summary>
+    /// The structured output broke its schema. The upstream is cancelled at once (the lifetime's token is
+    /// the upstream request's), and the client gets what was valid, then a final <c>schema_violation</c> error event
+    /// whose <c>param</c> is the JSON Pointer of the offending value.
+    /// </summary>
+    private async Task<StreamEndReason> EndBySchemaViolationAsync(HttpContext context, StreamEventPipeline pipeline, StreamLifetime lifetime)
+    {
+        lifetime.Cancel(StreamEndReason.SchemaViolation);
+        var violation = pipeline.StructuredViolation!;
+        Log.StreamEndedWithError(_logger, StreamEndReason.SchemaViolation, StructuredOutput.StructuredOutputErrors.Code);
+        pipeline.Fail(context.Response.BodyWriter, $"The model's output does not match the response_format schema: {violation.Message}",
+            StructuredOutput.StructuredOutputErrors.Type, StructuredOutput.StructuredOutputErrors.Code, violation.Pointer);
+        try
+        {
+            using var flushTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5), _time);
+            await context.Response.BodyWriter.FlushAsync(flushTimeout.Token);
+            lifetime.OnFirstByteSent();
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            lifetime.Abort();
+        }
+
+        return lifetime.Reason;
     }
 
     /// <summary>Flushes; a flush that does not complete at once runs against the write-stall timeout.</summary>

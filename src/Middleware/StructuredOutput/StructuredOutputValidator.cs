@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Json.Schema;
 
@@ -12,7 +13,15 @@ namespace Relay.Middleware.StructuredOutput;
 /// </summary>
 internal sealed class StructuredOutputValidator
 {
+    private const int MaxCachedSchemas = 256;
+
     private static readonly EvaluationOptions s_evaluation = new() { OutputFormat = OutputFormat.List };
+
+    // Compiled schemas by their text: an application sends the same few schemas with every request, and building one
+    // (JsonSchema.Net's Build above all) costs more than validating a short reply. Both forms are read-only once
+    // built (JsonSchema.Net 8 splits build from evaluation so that a built schema is reused); the state of one
+    // document lives in its IncrementalSchemaValidator and PartialJsonParser.
+    private static readonly ConcurrentDictionary<string, (CompiledSchema Compiled, JsonSchema Full)> s_built = new(StringComparer.Ordinal);
 
     private readonly IncrementalSchemaValidator _incremental;
     private readonly JsonSchema? _fullSchema;
@@ -42,6 +51,15 @@ internal sealed class StructuredOutputValidator
             return new StructuredOutputValidator(CompiledSchema.TryCompile(objectOnly.RootElement, out error)!, null);
         }
 
+        var key = s.GetRawText();
+        if (s_built.TryGetValue(key, out var built))
+        {
+            error = null;
+            return new StructuredOutputValidator(built.Compiled, built.Full);
+        }
+
+        // The cached forms keep elements of the schema: their own copy, whatever document the caller disposes.
+        s = s.Clone();
         var compiled = CompiledSchema.TryCompile(s, out error);
         if (compiled is null)
         {
@@ -60,6 +78,13 @@ internal sealed class StructuredOutputValidator
             return null;
         }
 
+        if (s_built.Count >= MaxCachedSchemas)
+        {
+            // Bounded: a client sending a new schema with every request gets no cache, not unbounded memory.
+            s_built.Clear();
+        }
+
+        s_built.TryAdd(key, (compiled, full));
         return new StructuredOutputValidator(compiled, full);
     }
 

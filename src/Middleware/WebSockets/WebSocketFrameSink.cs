@@ -92,10 +92,10 @@ internal sealed class WebSocketFrameSink : IStreamEventSink, IDisposable
         Frame(output);
     }
 
-    public void WriteError(IBufferWriter<byte> output, string message, string type, string? code)
+    public void WriteError(IBufferWriter<byte> output, string message, string type, string? code, string? param = null)
     {
         var body = new ArrayBufferWriter<byte>(256);
-        OpenAIError.WriteObject(body, message, type, code);
+        OpenAIError.WriteObject(body, message, type, code, param);
         WriteUpstreamError(output, body.WrittenSpan);
     }
 
