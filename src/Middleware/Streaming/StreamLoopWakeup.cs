@@ -36,7 +36,10 @@ internal sealed class StreamLoopWakeup : IValueTaskSource, IDisposable
     /// </summary>
     public ValueTask WaitAsync(ValueTask<int> read, bool newRead, long deadline)
     {
-        if (deadline != long.MaxValue && deadline != Volatile.Read(ref _armedFor))
+        // Only an earlier deadline re-arms the timer. A later one (the heartbeat's, which moves with every write) lets
+        // the armed timer fire early: the loop finds nothing due and re-arms, at most once per heartbeat interval
+        // instead of a timer change per event.
+        if (deadline < Volatile.Read(ref _armedFor))
         {
             Arm(deadline);
         }
