@@ -172,8 +172,9 @@ internal sealed partial class SseStreamRelay
                 {
                     await read;
                 }
-                catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or ObjectDisposedException)
+                catch (Exception)
                 {
+                    // The stream is over: how its abandoned read ended changes nothing.
                 }
             }
 
