@@ -103,8 +103,11 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
         Assert.Equal(StreamEndReason.WriteStallTimeout, record.EndReason);
         // Kestrel accepts at most its response buffer before a flush waits; an event is well over 100 bytes. The old
         // count said every generated token was delivered (133 of 133 in the reproduction).
+        // The relay loop reads the upstream only after a flush completed, so the events of the flush that never
+        // completed are generated but not delivered.
         const int MostAcceptedEvents = SmallKestrelBufferBytes / 100;
-        Assert.True(record.CompletionTokensGenerated > MostAcceptedEvents, $"generated {record.CompletionTokensGenerated}: too few to tell");
+        Assert.True(record.CompletionTokensDelivered < record.CompletionTokensGenerated,
+            $"delivered {record.CompletionTokensDelivered} of {record.CompletionTokensGenerated} generated, to a client that received 0 bytes");
         Assert.True(record.CompletionTokensDelivered <= MostAcceptedEvents,
             $"delivered {record.CompletionTokensDelivered} of {record.CompletionTokensGenerated} generated, to a client that received 0 bytes");
         // Relay reset the stream (or the read is stopped here): either way the reader is done.

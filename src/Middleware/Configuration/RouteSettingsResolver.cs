@@ -29,6 +29,7 @@ internal sealed class RouteSettingsResolver
             return _noRoute ??= RouteSettings.Resolve(_options.CurrentValue, null);
         }
 
-        return _cache.GetValue(route, r => RouteSettings.Resolve(_options.CurrentValue, r));
+        // Looked up first: the factory captures this, so passing it allocates a delegate on every call (several per request).
+        return _cache.TryGetValue(route, out var settings) ? settings : _cache.GetValue(route, r => RouteSettings.Resolve(_options.CurrentValue, r));
     }
 }

@@ -64,7 +64,7 @@ internal sealed partial class UpstreamRetryMiddleware
         var state = new AttemptState(this, context, proxy, attempts, MaxAttempts(context, feature));
         try
         {
-            if (proxy.AllDestinations.Count > 0 && proxy.AllDestinations.All(DestinationCircuitBreaker.IsOpen))
+            if (proxy.AllDestinations.Count > 0 && CountOpen(proxy.AllDestinations) == proxy.AllDestinations.Count)
             {
                 attempts.Outcome = UpstreamOutcome.BreakerOpen;
                 await WriteUnavailableAsync(context, proxy);
@@ -129,15 +129,13 @@ internal sealed partial class UpstreamRetryMiddleware
         if (destination is not null)
         {
             attempts.SetDestination(destination.DestinationId);
-            state.Tried.Add(destination);
+            (state.Tried ??= []).Add(destination);
         }
 
-        // Another destination not yet tried is tried at once; the same one again after Retry-After or the backoff.
-        TimeSpan? delay = Candidates(state) is { Count: > 0 } next && !state.Tried.Contains(next[0]) ? TimeSpan.Zero : null;
         if (attempts.Held is { } held)
         {
             Log.RetryingStatus(_logger, attempts.Attempts, destination?.DestinationId, held.Status, held.RetryAfter?.TotalSeconds);
-            return new AttemptResult(AttemptKind.Retry, delay ?? held.RetryAfter);
+            return new AttemptResult(AttemptKind.Retry, RetryDelay(state) ?? held.RetryAfter);
         }
 
         if (context.Features.Get<IForwarderErrorFeature>() is { Error: ForwarderError.Request } error)
@@ -146,7 +144,7 @@ internal sealed partial class UpstreamRetryMiddleware
                 && RetryRules.ShouldRetryException(error.Exception, attempts.Options))
             {
                 Log.RetryingTransport(_logger, attempts.Attempts, destination?.DestinationId, RetryRules.Classify(error.Exception));
-                return new AttemptResult(AttemptKind.Retry, delay);
+                return new AttemptResult(AttemptKind.Retry, RetryDelay(state));
             }
 
             return new AttemptResult(AttemptKind.Unreachable, null);
@@ -155,21 +153,46 @@ internal sealed partial class UpstreamRetryMiddleware
         return new AttemptResult(AttemptKind.Final, null);
     }
 
+    /// <summary>Another destination not yet tried is tried at once; the same one again after Retry-After or the backoff.</summary>
+    private static TimeSpan? RetryDelay(AttemptState state)
+        => Candidates(state) is { Count: > 0 } next && state.Tried?.Contains(next[0]) != true ? TimeSpan.Zero : null;
+
     /// <summary>The destinations the next attempt may go to: not yet tried and not open; once all were tried, any not open.</summary>
-    private static List<DestinationState> Candidates(AttemptState state)
+    private static IReadOnlyList<DestinationState> Candidates(AttemptState state)
     {
         var all = state.Available;
+        if (state.Tried is null && CountOpen(all) == 0)
+        {
+            // The first attempt with every breaker closed (the common case): YARP's own list, no copy.
+            return all;
+        }
+
+
         var untried = new List<DestinationState>(all.Count);
         var open = new List<DestinationState>(all.Count);
         foreach (var destination in all)
         {
             if (!DestinationCircuitBreaker.IsOpen(destination))
             {
-                (state.Tried.Contains(destination) ? open : untried).Add(destination);
+                (state.Tried?.Contains(destination) == true ? open : untried).Add(destination);
             }
         }
 
         return untried.Count > 0 ? untried : open;
+    }
+
+    private static int CountOpen(IReadOnlyList<DestinationState> destinations)
+    {
+        var open = 0;
+        for (var i = 0; i < destinations.Count; i++)
+        {
+            if (DestinationCircuitBreaker.IsOpen(destinations[i]))
+            {
+                open++;
+            }
+        }
+
+        return open;
     }
 
     /// <summary>
@@ -229,7 +252,7 @@ internal sealed partial class UpstreamRetryMiddleware
                 MaxDelay = TimeSpan.FromSeconds(Math.Max(1, o.MaxRetryAfterSeconds)),
                 ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Result is { Kind: AttemptKind.Retry }),
                 // Null: the exponential backoff with jitter; otherwise Retry-After, or zero for a destination not yet tried.
-                DelayGenerator = static args => ValueTask.FromResult(args.Outcome.Result?.Delay),
+                DelayGenerator = static args => ValueTask.FromResult(args.Outcome.Result.Delay),
             })
             .Build());
 
@@ -248,7 +271,7 @@ internal sealed partial class UpstreamRetryMiddleware
         NoDestination,
     }
 
-    private sealed record AttemptResult(AttemptKind Kind, TimeSpan? Delay);
+    private readonly record struct AttemptResult(AttemptKind Kind, TimeSpan? Delay);
 
     private sealed class AttemptState(UpstreamRetryMiddleware middleware, HttpContext context, IReverseProxyFeature proxy, UpstreamAttemptsFeature attempts, int maxAttempts)
     {
@@ -268,7 +291,8 @@ internal sealed partial class UpstreamRetryMiddleware
         /// </summary>
         public IReadOnlyList<DestinationState> Available { get; } = proxy.AvailableDestinations.Count > 0 ? proxy.AvailableDestinations : proxy.AllDestinations;
 
-        public HashSet<DestinationState> Tried { get; } = [];
+        /// <summary>The destinations tried so far; null before the first attempt reached one.</summary>
+        public HashSet<DestinationState>? Tried { get; set; }
     }
 
     /// <summary>The request ended while waiting between attempts; Relay's step answers for the lifetime's reason.</summary>

@@ -22,7 +22,8 @@ internal sealed class IncrementalSseParser : IDisposable
     private const byte LF = (byte)'\n';
     private const byte CR = (byte)'\r';
 
-    private byte[] _buffer;
+    private readonly int _initialBufferSize;
+    private byte[] _buffer = [];
     private int _start;
     private int _end;
     private int _searched;
@@ -39,7 +40,14 @@ internal sealed class IncrementalSseParser : IDisposable
     private int _commentStart;
     private int _commentLength;
 
-    public IncrementalSseParser(int initialBufferSize = 4096) => _buffer = ArrayPool<byte>.Shared.Rent(initialBufferSize);
+    /// <remarks>
+    /// The line buffer is rented on the first bytes and returned whenever every byte is consumed, so a silent stream
+    /// holds none (see <see cref="PooledByteBuffer"/> for why that matters with many concurrent streams).
+    /// </remarks>
+    public IncrementalSseParser(int initialBufferSize = 4096) => _initialBufferSize = initialBufferSize;
+
+    /// <summary>The size of the pooled arrays held now: none once every byte appended is consumed and no event is open.</summary>
+    internal int PooledBytes => _buffer.Length + _data.PooledBytes + _eventType.PooledBytes + _lastEventId.PooledBytes;
 
     /// <summary>The event's data: data lines joined with LF. Valid until the next call.</summary>
     public ReadOnlySpan<byte> Data => _data.WrittenSpan;
@@ -91,9 +99,9 @@ internal sealed class IncrementalSseParser : IDisposable
 
         if (_buffer.Length - _end < bytes.Length)
         {
-            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _end + bytes.Length));
+            var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(_buffer.Length * 2, _end + bytes.Length), _initialBufferSize));
             Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
-            ArrayPool<byte>.Shared.Return(_buffer);
+            ReleaseBuffer();
             _buffer = bigger;
         }
 
@@ -121,7 +129,7 @@ internal sealed class IncrementalSseParser : IDisposable
             {
                 if (_start == _end)
                 {
-                    return false;
+                    return NeedMoreInput();
                 }
 
                 // The previous read ended in CR: an LF right after it belongs to the same CRLF line ending.
@@ -138,7 +146,7 @@ internal sealed class IncrementalSseParser : IDisposable
             if (index < 0)
             {
                 _searched = _end;
-                return false;
+                return NeedMoreInput();
             }
 
             var lineEnd = _searched + index;
@@ -338,14 +346,29 @@ internal sealed class IncrementalSseParser : IDisposable
         EventHadId = false;
     }
 
-    public void Dispose()
+    /// <summary>Nothing more to read until more bytes are appended: a buffer with every byte consumed goes back to the pool.</summary>
+    private bool NeedMoreInput()
+    {
+        if (_start == _end)
+        {
+            ReleaseBuffer();
+        }
+
+        return false;
+    }
+
+    private void ReleaseBuffer()
     {
         if (_buffer.Length > 0)
         {
             ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = [];
         }
+    }
 
+    public void Dispose()
+    {
+        ReleaseBuffer();
         _data.Dispose();
         _eventType.Dispose();
         _lastEventId.Dispose();

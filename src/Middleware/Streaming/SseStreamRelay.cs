@@ -11,18 +11,21 @@ using Relay.Middleware.ServerSentEvents;
 namespace Relay.Middleware.Streaming;
 
 /// <summary>
-/// The single-consumer loop of one SSE stream (DESIGN.md, step 5): bytes from the upstream go through the
-/// stream's <see cref="StreamEventPipeline"/> straight into Kestrel's response pipe, and are flushed as soon as
-/// the pipeline writes them. The loop reads the upstream only after the previous flush completed, so a slow
-/// client pushes back over TCP instead of filling memory (Kestrel holds at most its response buffer limit).
+/// The one loop of one SSE stream (DESIGN.md, step 5): bytes from the upstream go through the stream's
+/// <see cref="StreamEventPipeline"/> straight into Kestrel's response pipe, and are flushed as soon as the pipeline
+/// writes them. The loop reads the upstream only after the previous flush completed, so a slow client pushes back
+/// over TCP instead of filling memory (Kestrel holds at most its response buffer limit).
 /// </summary>
+/// <remarks>
+/// One task per stream, no pump and no pipe between the upstream and the loop: the outstanding upstream read stays
+/// pending while the loop wakes for a deadline (<see cref="StreamLoopWakeup"/>), because cancelling a read of an
+/// HttpClient response stream tears the connection down. As YARP's <c>StreamCopier</c> does, the loop first reads
+/// zero bytes, so a silent stream holds no buffer, and rents one only for the bytes in hand, returning it as soon
+/// as the pipeline has processed them.
+/// </remarks>
 internal sealed partial class SseStreamRelay
 {
-    private const int MinimumReadSize = 2048;
-
-    // Small segments, and a pause threshold: the pump stops reading the upstream while this much waits.
-    private static readonly PipeOptions PipeOptions = new(
-        minimumSegmentSize: 4096, pauseWriterThreshold: 32 * 1024, resumeWriterThreshold: 16 * 1024, useSynchronizationContext: false);
+    private const int ReadSize = 4096;
 
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -37,8 +40,8 @@ internal sealed partial class SseStreamRelay
     /// <remarks>
     /// Heartbeats (<paramref name="heartbeat"/>): after a heartbeat interval without a write to the client, a
     /// <c>: keep-alive</c> comment goes out, so that proxies and edge runtimes with idle timeouts keep the stream
-    /// open while the upstream is silent. The same timer as the cadence wakes the loop for it. A heartbeat is written
-    /// only when the output holds no partial event (the pipeline writes whole events), and it is not upstream
+    /// open while the upstream is silent. The same wake-up as the cadence's wakes the loop for it. A heartbeat is
+    /// written only when the output holds no partial event (the pipeline writes whole events), and it is not upstream
     /// activity: the idle timeout keeps running, and it does not end the first-token timeout.
     /// </remarks>
     public async Task<StreamEndReason> RunAsync(HttpContext context, HttpResponseMessage upstream, StreamEventPipeline pipeline, StreamLifetime lifetime, StreamHeartbeat heartbeat = default)
@@ -55,78 +58,97 @@ internal sealed partial class SseStreamRelay
             return await EndAsync(context, pipeline, lifetime, ex);
         }
 
-        // The upstream is pumped into a small pipe, and the loop reads the pipe. The pipe's CancelPendingRead
-        // wakes the loop for a cadence deadline without touching the upstream read: cancelling a read of an
-        // HttpClient response stream (which StreamPipeReader.CancelPendingRead does) tears the connection down.
-        var pipe = new Pipe(PipeOptions);
-        var pump = PumpAsync(body, pipe.Writer, lifetime);
-        var reader = pipe.Reader;
-        using var cadenceTimer = _time.CreateTimer(static s => ((PipeReader)s!).CancelPendingRead(), reader, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        long armedFor = 0;
+        using var wakeup = new StreamLoopWakeup(_time);
         var heartbeatTicks = heartbeat.Interval > TimeSpan.Zero ? (long)(heartbeat.Interval.TotalSeconds * _time.TimestampFrequency) : 0;
         var lastWrite = _time.GetTimestamp();
+
+        // The read in flight: a zero-byte read while buffer is null, else a read into the rented buffer.
+        ValueTask<int> read = default;
+        var reading = false;
+        var watched = false;
+        byte[]? buffer = null;
         try
         {
             while (true)
             {
-                var wake = pipeline.FlushDeadline ?? long.MaxValue;
-                var heartbeatsOn = heartbeatTicks > 0 && (heartbeat.BeforeFirstByte || lifetime.FirstByteAt != 0);
-                if (heartbeatsOn)
-                {
-                    wake = Math.Min(wake, lastWrite + heartbeatTicks);
-                }
-
-                if (wake != long.MaxValue && wake != armedFor)
-                {
-                    armedFor = wake;
-                    var delay = _time.GetElapsedTime(_time.GetTimestamp(), wake);
-                    cadenceTimer.Change(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
-                }
-
-                ReadResult result;
+                int received;
                 try
                 {
-                    result = await reader.ReadAsync(token);
+                    if (!reading)
+                    {
+                        read = buffer is null ? body.ReadAsync(Memory<byte>.Empty, token) : body.ReadAsync(buffer, token);
+                        reading = true;
+                        watched = false;
+                    }
+
+                    var heartbeatsOn = heartbeatTicks > 0 && (heartbeat.BeforeFirstByte || lifetime.FirstByteAt != 0);
+                    if (!read.IsCompleted)
+                    {
+                        var wake = pipeline.FlushDeadline ?? long.MaxValue;
+                        if (heartbeatsOn)
+                        {
+                            wake = Math.Min(wake, lastWrite + heartbeatTicks);
+                        }
+
+                        if (wake > _time.GetTimestamp())
+                        {
+                            await wakeup.WaitAsync(read, newRead: !watched, wake);
+                            watched = true;
+                        }
+                    }
+
+                    received = -1;
+                    if (read.IsCompleted)
+                    {
+                        reading = false;
+                        received = read.GetAwaiter().GetResult();
+                    }
                 }
                 catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or ObjectDisposedException)
                 {
                     return await EndAsync(context, pipeline, lifetime, ex);
                 }
 
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
+                if (received >= 0 && buffer is null)
                 {
-                    lifetime.OnUpstreamActivity();
-                    pipeline.Process(buffer, output);
+                    // The zero-byte read completed: bytes (or the end) are in hand, so a buffer is worth renting now.
+                    buffer = ArrayPool<byte>.Shared.Rent(ReadSize);
+                    continue;
                 }
 
-                reader.AdvanceTo(buffer.End);
+                var wroteData = false;
+                if (received == 0)
+                {
+                    ReturnBuffer(ref buffer);
+                    return await CompleteAsync(context, pipeline, lifetime);
+                }
+
+                if (received > 0)
+                {
+                    lifetime.OnUpstreamActivity();
+                    pipeline.Process(new ReadOnlySequence<byte>(buffer!, 0, received), output);
+                    ReturnBuffer(ref buffer);
+                    wroteData = output.UnflushedBytes > 0;
+                }
+
                 if (pipeline.StructuredViolation is not null)
                 {
                     // Structured output: the output broke its schema; stop paying for it.
                     return await EndBySchemaViolationAsync(context, pipeline, lifetime);
                 }
 
-                var heartbeatOnly = false;
-                if (result.IsCanceled)
+                var now = _time.GetTimestamp();
+                if (pipeline.FlushDeadline <= now)
                 {
-                    armedFor = 0;
                     pipeline.OnDeadline(output);
-                    if (heartbeatsOn && output.UnflushedBytes == 0 && _time.GetTimestamp() - lastWrite >= heartbeatTicks)
-                    {
-                        SseWriter.WriteComment(output, " keep-alive"u8);
-                        heartbeatOnly = true;
-                    }
                 }
 
-                if (result.IsCompleted)
+                var heartbeatOnly = false;
+                if (heartbeatTicks > 0 && !wroteData && output.UnflushedBytes == 0 && now - lastWrite >= heartbeatTicks
+                    && (heartbeat.BeforeFirstByte || lifetime.FirstByteAt != 0))
                 {
-                    // The pump ends the pipe cleanly even when the upstream failed, so that what arrived before
-                    // the failure is delivered first; then the failure decides how the stream ends.
-                    var failure = await pump;
-                    return failure is null
-                        ? await CompleteAsync(context, pipeline, lifetime)
-                        : await EndAsync(context, pipeline, lifetime, failure);
+                    SseWriter.WriteComment(output, " keep-alive"u8);
+                    heartbeatOnly = true;
                 }
 
                 if (output.UnflushedBytes > 0)
@@ -147,49 +169,33 @@ internal sealed partial class SseStreamRelay
         }
         finally
         {
-            await reader.CompleteAsync();
-            await pump;
+            if (reading)
+            {
+                // Leaving with a read in flight (the client went away, or a bug): the stream's token ends it, and the
+                // buffer it reads into goes back to the pool only once it has.
+                lifetime.Cancel(lifetime.ClientGone ? StreamEndReason.ClientCancelled : StreamEndReason.UpstreamError);
+                try
+                {
+                    await read;
+                }
+                catch (Exception)
+                {
+                    // The stream is over: how its abandoned read ended changes nothing.
+                }
+            }
+
+            ReturnBuffer(ref buffer);
+            await body.DisposeAsync();
         }
     }
 
-    /// <summary>
-    /// Copies the upstream body into the pipe. A zero-byte read first, so an idle stream holds no buffer; the
-    /// pipe's pause threshold stops the pump (and so the upstream, over TCP) while the client is slow.
-    /// </summary>
-    private static async Task<Exception?> PumpAsync(Stream source, PipeWriter writer, StreamLifetime lifetime)
+    private static void ReturnBuffer(ref byte[]? buffer)
     {
-        Exception? failure = null;
-        try
+        if (buffer is not null)
         {
-            while (true)
-            {
-                _ = await source.ReadAsync(Memory<byte>.Empty, lifetime.Token);
-                var memory = writer.GetMemory(MinimumReadSize);
-                var read = await source.ReadAsync(memory, lifetime.Token);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                writer.Advance(read);
-                var flushed = await writer.FlushAsync(lifetime.Token);
-                if (flushed.IsCompleted)
-                {
-                    break;
-                }
-            }
+            ArrayPool<byte>.Shared.Return(buffer);
+            buffer = null;
         }
-        catch (Exception ex)
-        {
-            failure = ex;
-        }
-        finally
-        {
-            await source.DisposeAsync();
-            await writer.CompleteAsync();
-        }
-
-        return failure;
     }
 
     private async Task<StreamEndReason> CompleteAsync(HttpContext context, StreamEventPipeline pipeline, StreamLifetime lifetime)
