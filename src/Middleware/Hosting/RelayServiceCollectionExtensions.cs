@@ -42,7 +42,7 @@ public static class RelayServiceCollectionExtensions
         services.TryAddSingleton<RelayAuthenticator>();
         services.TryAddSingleton<StreamTicketSigner>();
         services.TryAddSingleton<StreamTicketIssuer>();
-        services.TryAddSingleton<ITicketStore, InMemoryTicketStore>();
+        Relay.Middleware.State.RelayStateServiceCollectionExtensions.AddRelayState(services); // Issue 15: the ticket store, in memory or in Redis.
         services.AddCors();
         services.Replace(ServiceDescriptor.Transient<ICorsPolicyProvider, RelayCorsPolicyProvider>());
         RedactQueryTokensInServer(services);
