@@ -29,4 +29,12 @@ public enum StreamEndReason
 
     /// <summary>Relay shut down before the stream finished.</summary>
     RelayShutdown,
+
+    // Issue 15 (resumable streams).
+
+    /// <summary>A resumable stream had no reader for <c>Resume:DetachedSeconds</c> after its client left.</summary>
+    DetachedTimeout,
+
+    /// <summary>A resumable stream was stopped by <c>POST /relay/v1/streams/{id}/cancel</c>.</summary>
+    CancelledByRequest,
 }

@@ -67,6 +67,9 @@ public sealed class RelayOptions
 
     /// <summary>State shared by several instances (tickets, resumable streams): in memory, or Redis. Global.</summary>
     public State.StateOptions State { get; set; } = new();
+
+    /// <summary>Resumable streams (per route); off by default, and they need <see cref="State"/> in Redis.</summary>
+    public Resume.ResumeOptions Resume { get; set; } = new();
 }
 
 /// <summary>How a route authenticates its callers.</summary>

@@ -37,6 +37,11 @@ public sealed record RouteSettings
     /// <summary>Response compression.</summary>
     public Compression.CompressionOptions Compression { get; init; } = new();
 
+    // Issue 15 (resumable streams).
+
+    /// <summary>Resumable streams.</summary>
+    public Resume.ResumeOptions Resume { get; init; } = new();
+
     /// <summary>The YARP route id, or null outside a route.</summary>
     public string? RouteId { get; init; }
 
@@ -59,6 +64,7 @@ public sealed record RouteSettings
                 Cors = defaults.Cors,
                 Resilience = defaults.Resilience,
                 Compression = defaults.Compression,
+                Resume = defaults.Resume,
                 RouteId = route?.RouteId,
             };
         }
@@ -81,6 +87,7 @@ public sealed record RouteSettings
             Cors = Copy(defaults.Cors, overlay.GetSection("Cors")),
             Resilience = Copy(defaults.Resilience, overlay.GetSection("Resilience")),
             Compression = Copy(defaults.Compression, overlay.GetSection("Compression")),
+            Resume = Copy(defaults.Resume, overlay.GetSection("Resume")),
             RouteId = route!.RouteId,
         };
     }

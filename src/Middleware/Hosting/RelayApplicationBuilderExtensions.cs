@@ -15,6 +15,8 @@ public static class RelayApplicationBuilderExtensions
     /// </summary>
     public static IReverseProxyApplicationBuilder UseRelay(this IReverseProxyApplicationBuilder proxy)
     {
+        // Issue 15: resumable streams (a pass-through on routes without Resume:Enabled); outside Relay's step, whose lifetime it feeds.
+        proxy.UseMiddleware<Relay.Middleware.Resume.ResumableStreamMiddleware>();
         proxy.UseMiddleware<RelayProxyMiddleware>();
         // Retries and failover before the first byte: each attempt goes through the load balancing that follows.
         proxy.UseMiddleware<Relay.Middleware.Compression.RouteResponseCompressionMiddleware>();
@@ -35,7 +37,8 @@ public static class RelayApplicationBuilderExtensions
     /// <c>UseRouting()</c> (with <c>WebApplication</c>, call <c>UseRouting()</c> explicitly after it).
     /// </summary>
     public static IApplicationBuilder UseRelayTickets(this IApplicationBuilder app)
-        => app.UseMiddleware<StreamTicketsMiddleware>();
+        => app.UseMiddleware<Relay.Middleware.Resume.ResumeEndpointsMiddleware>() // Issue 15: resume and cancel of resumable streams.
+            .UseMiddleware<StreamTicketsMiddleware>();
 
     /// <summary>Serves the playground page (plain HTML and JavaScript) at <c>GET /</c>.</summary>
     public static IEndpointConventionBuilder MapRelayPlayground(this IEndpointRouteBuilder endpoints)

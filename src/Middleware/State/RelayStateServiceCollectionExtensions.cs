@@ -19,6 +19,7 @@ internal static class RelayStateServiceCollectionExtensions
         services.TryAddSingleton<ITicketStore>(static sp => IsRedis(sp)
             ? sp.GetRequiredService<RedisTicketStore>()
             : sp.GetRequiredService<InMemoryTicketStore>());
+        services.TryAddSingleton<Resume.ResumableStreams>();
         services.AddHostedService<StateStoreConnector>();
         return services;
     }
