@@ -93,3 +93,19 @@ public sealed class RedisFactAttribute : FactAttribute
         }
     }
 }
+
+/// <summary>A fact that needs redis-server and nginx: skipped, with the reason, when either is missing.</summary>
+public sealed class RedisAndNginxFactAttribute : FactAttribute
+{
+    public RedisAndNginxFactAttribute()
+    {
+        if (RedisProcess.Binary is null)
+        {
+            Skip = RedisProcess.MissingReason;
+        }
+        else if (NginxProcess.Binary is null)
+        {
+            Skip = "nginx is not installed (apt-get install nginx); .ci/run installs it.";
+        }
+    }
+}

@@ -264,12 +264,7 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
         Assert.Equal(await DirectTextAsync(knobs), ResumeClient.Text(before) + ResumeClient.Text(after));
     }
 
-    private async Task<string> DirectTextAsync(Dictionary<string, string> knobs)
-    {
-        var fast = new Dictionary<string, string>(knobs) { ["x-mock-tokens-per-second"] = "0" };
-        using var response = await _client.SendAsync(SseRead.ChatRequest(upstream.Url, headers: fast), HttpCompletionOption.ResponseHeadersRead);
-        return string.Concat((await SseRead.ReadAllAsync(response)).Select(static e => e.Content));
-    }
+    private Task<string> DirectTextAsync(Dictionary<string, string> knobs) => ResumeClient.MockTextAsync(_client, upstream.Url, knobs);
 
     private static async Task<T> WaitAsync<T>(Func<T?> probe)
         where T : class
@@ -285,10 +280,5 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "timed out");
             await Task.Delay(10);
         }
-    }
-
-    private sealed class QueueSink(ConcurrentQueue<StreamUsageRecord> records) : IStreamUsageSink
-    {
-        public void OnStreamEnded(StreamUsageRecord record) => records.Enqueue(record);
     }
 }

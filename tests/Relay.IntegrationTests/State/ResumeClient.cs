@@ -96,5 +96,13 @@ internal static class ResumeClient
         return events;
     }
 
+    /// <summary>The text MockInference generates for these knobs, read straight from it, at full pace.</summary>
+    public static async Task<string> MockTextAsync(HttpClient client, string mockUrl, Dictionary<string, string> knobs)
+    {
+        var fast = new Dictionary<string, string>(knobs) { ["x-mock-tokens-per-second"] = "0" };
+        using var response = await client.SendAsync(Infrastructure.SseRead.ChatRequest(mockUrl, headers: fast), HttpCompletionOption.ResponseHeadersRead);
+        return string.Concat((await Infrastructure.SseRead.ReadAllAsync(response)).Select(static e => e.Content));
+    }
+
     public static string Text(IEnumerable<ResumedEvent> events) => string.Concat(events.Select(static e => e.Content));
 }
