@@ -95,7 +95,7 @@ public sealed class RedisFactAttribute : FactAttribute
 }
 
 /// <summary>A fact that needs redis-server and nginx: skipped, with the reason, when either is missing.</summary>
-public sealed class RedisAndNginxFactAttribute : FactAttribute
+public class RedisAndNginxFactAttribute : FactAttribute
 {
     public RedisAndNginxFactAttribute()
     {
@@ -107,5 +107,14 @@ public sealed class RedisAndNginxFactAttribute : FactAttribute
         {
             Skip = "nginx is not installed (apt-get install nginx); .ci/run installs it.";
         }
+    }
+}
+
+/// <summary>A fact that needs redis-server, nginx and the Chromium driver.</summary>
+public sealed class RedisNginxBrowserFactAttribute : RedisAndNginxFactAttribute
+{
+    public RedisNginxBrowserFactAttribute()
+    {
+        Skip ??= BrowserDriver.SkipReason;
     }
 }
