@@ -51,8 +51,11 @@ internal sealed partial class ResumableStreams(RedisState redis, ILogger<Resumab
 
         try
         {
+            // The stop runs on the thread pool, not on the client library's message thread: cancelling a stream runs the
+            // relay loop's continuations inline, and a handler that is busy holds up every later cancel.
             await redis.Connection.GetSubscriber().SubscribeAsync(ResumeKeys.CancelChannel(InstanceId),
-                (_, message) => TryCancelLocal((string)message!)).ConfigureAwait(false);
+                (_, message) => ThreadPool.UnsafeQueueUserWorkItem(static s => s.Streams.TryCancelLocal(s.Id), (Streams: this, Id: (string)message!), preferLocal: false))
+                .ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or StateStoreUnavailableException)
         {
