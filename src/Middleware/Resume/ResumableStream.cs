@@ -24,6 +24,7 @@ internal sealed partial class ResumableStream : IDisposable
     private readonly StreamLifetime _lifetime;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly RedisKey _events;
     private ITimer? _detachedTimer;
     private long _sequence;
     private bool _stopped;
@@ -37,6 +38,7 @@ internal sealed partial class ResumableStream : IDisposable
         _lifetime = lifetime;
         _time = time;
         _logger = logger;
+        _events = ResumeKeys.Events(id);
     }
 
     public string Id { get; }
@@ -165,7 +167,7 @@ internal sealed partial class ResumableStream : IDisposable
         try
         {
             var db = _redis.Database;
-            var events = ResumeKeys.Events(Id);
+            var events = _events;
             db.StreamAdd(events, "d", payload, ResumeKeys.EntryId(sequence), maxLength: _options.MaxEvents, useApproximateMaxLength: true, flags: CommandFlags.FireAndForget);
             if (sequence == 1)
             {
