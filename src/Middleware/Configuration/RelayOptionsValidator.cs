@@ -142,8 +142,19 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             }
         }
 
+        var resume = options.Resume;
+        if (resume.DetachedSeconds < 0 || double.IsNaN(resume.DetachedSeconds) || resume.RetentionSeconds <= 0 || double.IsNaN(resume.RetentionSeconds) || resume.MaxEvents < 1)
+        {
+            failures.Add("Relay:Resume: DetachedSeconds must be zero or positive, RetentionSeconds positive and MaxEvents at least 1.");
+        }
+
         if (string.IsNullOrWhiteSpace(options.State.Redis))
         {
+            if (resume.Enabled)
+            {
+                failures.Add("Relay:Resume:Enabled needs Relay:State:Redis: resumable streams are kept in Redis, where any instance can resume them.");
+            }
+
             return;
         }
 

@@ -99,7 +99,7 @@ internal sealed partial class ResumableStream : IDisposable
         output.Write("\n\n"u8);
     }
 
-    /// <summary>The client went away. False when the stream is not resumable after all (the caller cancels at once).</summary>
+    /// <summary>The client went away: generation goes on, until the detached time passes with no reader on any instance.</summary>
     public void Detach()
     {
         if (Interlocked.Exchange(ref _attached, 0) == 0)

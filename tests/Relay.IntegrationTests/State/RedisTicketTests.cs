@@ -100,6 +100,15 @@ public sealed class RedisTicketTests(MockUpstreamFixture upstream)
         await using var relay = await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For("127.0.0.1:1,connectTimeout=200"));
     }
 
+    [Fact]
+    public async Task ResumeEnabledWithoutRedis_FailsAtStartUp_WithOneClearLine()
+    {
+        var settings = SharedStateSettings.For(redis: null);
+        settings["Relay:Resume:Enabled"] = "true";
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => InProcessRelay.StartAsync(upstream.Url, settings));
+        Assert.StartsWith("Relay:Resume:Enabled needs Relay:State:Redis", Assert.Single(error.Failures));
+    }
+
     [RedisFact]
     public async Task RedisStopped_TicketsGet503StateStoreUnavailable_WithRetryAfter_PlainStreamsGoOn_ThenRedisBack_TicketsWorkAgain()
     {
