@@ -32,7 +32,19 @@ internal sealed partial class StreamTicketIssuer(StreamTicketSigner signer, ITic
         var id = StreamTicketSigner.NewId();
         var ticket = new StreamTicket(id, feature.RouteId, context.Request.Path.Value!, feature.Body,
             StreamTicketsMiddleware.ReplayableHeaders(context.Request.Headers), context.Features.Get<RelayCredentialFeature>()?.Credential, expiresAt);
-        if (!await store.AddAsync(ticket, context.RequestAborted))
+        bool added;
+        try
+        {
+            added = await store.AddAsync(ticket, context.RequestAborted);
+        }
+        catch (State.StateStoreUnavailableException)
+        {
+            // A shared store (Redis) that is down.
+            await State.StateStoreUnavailable.WriteAsync(context);
+            return;
+        }
+
+        if (!added)
         {
             await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status503ServiceUnavailable,
                 "Too many stream tickets are outstanding; try again shortly.", RelayErrorTypes.ServerError, "too_many_tickets", retryAfterSeconds: 1);

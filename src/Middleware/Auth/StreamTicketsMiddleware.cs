@@ -108,7 +108,17 @@ internal sealed partial class StreamTicketsMiddleware
             return;
         }
 
-        var redemption = await _store.RedeemAsync(id, context.RequestAborted);
+        TicketRedemption redemption;
+        try
+        {
+            redemption = await _store.RedeemAsync(id, context.RequestAborted);
+        }
+        catch (State.StateStoreUnavailableException)
+        {
+            // A shared store (Redis) that is down.
+            await State.StateStoreUnavailable.WriteAsync(context);
+            return;
+        }
         var ticket = redemption.Ticket;
         var refusal = redemption.Status switch
         {

@@ -32,4 +32,9 @@ public enum StreamEndReason
 
     /// <summary>The structured output broke its schema (<c>response_format</c>); Relay cancelled the upstream.</summary>
     SchemaViolation,
+    /// <summary>A resumable stream had no reader for <c>Resume:DetachedSeconds</c> after its client left.</summary>
+    DetachedTimeout,
+
+    /// <summary>A resumable stream was stopped by <c>POST /relay/v1/streams/{id}/cancel</c>.</summary>
+    CancelledByRequest,
 }

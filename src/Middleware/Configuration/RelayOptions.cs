@@ -65,6 +65,11 @@ public sealed class RelayOptions
 
     /// <summary>Streamed structured output: schema validation as it streams (per route); on by default.</summary>
     public StructuredOutput.StructuredOutputOptions StructuredOutput { get; set; } = new();
+    /// <summary>State shared by several instances (tickets, resumable streams): in memory, or Redis. Global.</summary>
+    public State.StateOptions State { get; set; } = new();
+
+    /// <summary>Resumable streams (per route); off by default, and they need <see cref="State"/> in Redis.</summary>
+    public Resume.ResumeOptions Resume { get; set; } = new();
 }
 
 /// <summary>How a route authenticates its callers.</summary>
@@ -138,6 +143,12 @@ public sealed class TicketOptions
 
     /// <summary>The chat-completions path a ticket streams from when the issuing request names none. Default <c>/v1/chat/completions</c>.</summary>
     public string ChatCompletionsPath { get; set; } = "/v1/chat/completions";
+
+    /// <summary>
+    /// The AES-256-GCM key, base64 of 32 random bytes (<c>openssl rand -base64 32</c>), that seals a ticket's
+    /// request and credential at rest in a shared store. Required with <c>Relay:State:Redis</c>; the same on every instance.
+    /// </summary>
+    public string? EncryptionKey { get; set; }
 }
 
 /// <summary>SSE heartbeats: <c>: keep-alive</c> comments written during upstream silence.</summary>

@@ -79,6 +79,9 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             }
         }
 
+        // Tickets in Redis are shared by instances and rest outside the process.
+        ValidateSharedState(options, failures);
+
         if (options.Cors is { PassUpstreamHeaders: true, AllowedOrigins.Length: > 0 })
         {
             failures.Add("Relay:Cors:PassUpstreamHeaders (the upstream owns CORS) cannot be combined with Relay:Cors:AllowedOrigins (Relay owns CORS).");
@@ -121,5 +124,48 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateSharedState(RelayOptions options, List<string> failures)
+    {
+        var tickets = options.Tickets;
+        if (tickets.EncryptionKey is { Length: > 0 } encryptionKey)
+        {
+            var key = new byte[encryptionKey.Length];
+            if (!Convert.TryFromBase64String(encryptionKey, key, out var keyBytes) || keyBytes != State.TicketCipher.KeyBytes)
+            {
+                failures.Add("Relay:Tickets:EncryptionKey must be base64 of exactly 32 bytes (openssl rand -base64 32).");
+            }
+            else if (StreamTicketSigner.LacksEntropy(key.AsSpan(0, keyBytes)))
+            {
+                failures.Add("Relay:Tickets:EncryptionKey is not random (one byte repeated, a short pattern repeated, or a counting sequence). Generate one with openssl rand -base64 32.");
+            }
+        }
+
+        var resume = options.Resume;
+        if (resume.DetachedSeconds < 0 || double.IsNaN(resume.DetachedSeconds) || resume.RetentionSeconds <= 0 || double.IsNaN(resume.RetentionSeconds) || resume.MaxEvents < 1)
+        {
+            failures.Add("Relay:Resume: DetachedSeconds must be zero or positive, RetentionSeconds positive and MaxEvents at least 1.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.State.Redis))
+        {
+            if (resume.Enabled)
+            {
+                failures.Add("Relay:Resume:Enabled needs Relay:State:Redis: resumable streams are kept in Redis, where any instance can resume them.");
+            }
+
+            return;
+        }
+
+        if (string.IsNullOrEmpty(tickets.EncryptionKey))
+        {
+            failures.Add("Relay:State:Redis is set but Relay:Tickets:EncryptionKey is not: tickets in Redis hold requests and credentials, sealed with that key (base64 of 32 random bytes, the same on every instance: openssl rand -base64 32).");
+        }
+
+        if (string.IsNullOrEmpty(tickets.SigningKey))
+        {
+            failures.Add("Relay:State:Redis is set but Relay:Tickets:SigningKey is not: instances sharing tickets need one signing key (openssl rand -base64 32).");
+        }
     }
 }

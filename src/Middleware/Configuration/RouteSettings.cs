@@ -39,6 +39,8 @@ internal sealed record RouteSettings
 
     /// <summary>Streamed structured output.</summary>
     public StructuredOutput.StructuredOutputOptions StructuredOutput { get; init; } = new();
+    /// <summary>Resumable streams.</summary>
+    public Resume.ResumeOptions Resume { get; init; } = new();
 
     /// <summary>The YARP route id, or null outside a route.</summary>
     public string? RouteId { get; init; }
@@ -63,6 +65,7 @@ internal sealed record RouteSettings
                 Resilience = defaults.Resilience,
                 Compression = defaults.Compression,
                 StructuredOutput = defaults.StructuredOutput,
+                Resume = defaults.Resume,
                 RouteId = route?.RouteId,
             };
         }
@@ -86,6 +89,7 @@ internal sealed record RouteSettings
             Resilience = Copy(defaults.Resilience, overlay.GetSection("Resilience")),
             Compression = Copy(defaults.Compression, overlay.GetSection("Compression")),
             StructuredOutput = Copy(defaults.StructuredOutput, overlay.GetSection("StructuredOutput")),
+            Resume = Copy(defaults.Resume, overlay.GetSection("Resume")),
             RouteId = route!.RouteId,
         };
     }

@@ -35,6 +35,10 @@ internal static class RelayErrorTable
             "The client read nothing for the write-stall time; the response was cancelled."),
         StreamEndReason.RelayShutdown => new(StatusCodes.Status503ServiceUnavailable, RelayErrorTypes.RelayShutdown, "relay_shutdown",
             "Relay is shutting down; the response was ended."),
+        StreamEndReason.CancelledByRequest => new(StatusCodes.Status499ClientClosedRequest, RelayErrorTypes.InvalidRequest, "stream_cancelled",
+            "The stream was cancelled."),
+        StreamEndReason.DetachedTimeout => new(StatusCodes.Status504GatewayTimeout, RelayErrorTypes.InvalidRequest, "stream_detached_timeout",
+            "The stream had no reader for its detached time and was cancelled."),
         StreamEndReason.SchemaViolation => new(StatusCodes.Status502BadGateway, StructuredOutput.StructuredOutputErrors.Type, StructuredOutput.StructuredOutputErrors.Code,
             "The model's output does not match the response_format schema."),
         _ => new(StatusCodes.Status502BadGateway, RelayErrorTypes.UpstreamError, "upstream_disconnected", connectionFailed
@@ -111,6 +115,8 @@ internal static class RelayErrorTable
         StreamEndReason.UpstreamError => "upstream_error",
         StreamEndReason.RelayShutdown => "relay_shutdown",
         StreamEndReason.SchemaViolation => StructuredOutput.StructuredOutputErrors.Code,
+        StreamEndReason.CancelledByRequest => "cancelled_by_request",
+        StreamEndReason.DetachedTimeout => "detached_timeout",
         _ => "unknown",
     };
 }

@@ -58,6 +58,8 @@ public static class RelayApplicationBuilderExtensions
     /// </summary>
     public static IReverseProxyApplicationBuilder UseRelay(this IReverseProxyApplicationBuilder proxy)
     {
+        // Resumable streams (a pass-through on routes without Resume:Enabled); outside Relay's step, whose lifetime it feeds.
+        proxy.UseMiddleware<Relay.Middleware.Resume.ResumableStreamMiddleware>();
         proxy.UseMiddleware<RelayProxyMiddleware>();
         // Retries and failover before the first byte: each attempt goes through the load balancing that follows.
         proxy.UseMiddleware<Relay.Middleware.Compression.RouteResponseCompressionMiddleware>();
@@ -78,7 +80,8 @@ public static class RelayApplicationBuilderExtensions
     /// <c>UseRouting()</c> (with <c>WebApplication</c>, call <c>UseRouting()</c> explicitly after it).
     /// </summary>
     public static IApplicationBuilder UseRelayTickets(this IApplicationBuilder app)
-        => app.UseMiddleware<StreamTicketsMiddleware>();
+        => app.UseMiddleware<Relay.Middleware.Resume.ResumeEndpointsMiddleware>() // Resume and cancel of resumable streams.
+            .UseMiddleware<StreamTicketsMiddleware>();
 
     /// <summary>
     /// Serves the playground page (plain HTML and JavaScript) at <c>GET /</c>, unless <c>Relay:Playground:Enabled</c>

@@ -85,7 +85,7 @@ public static class RelayServiceCollectionExtensions
         services.TryAddSingleton<RelayAuthenticator>();
         services.TryAddSingleton<StreamTicketSigner>();
         services.TryAddSingleton<StreamTicketIssuer>();
-        services.TryAddSingleton<ITicketStore, InMemoryTicketStore>();
+        Relay.Middleware.State.RelayStateServiceCollectionExtensions.AddRelayState(services); // The ticket store, in memory or in Redis.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<KestrelServerOptions>, RelayKestrelOptionsSetup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<HostOptions>, RelayHostOptionsSetup>());
         RelayTelemetry.AddExport(services, telemetry);

@@ -87,6 +87,19 @@ internal static class ChatRequestInspector
                     feature.ClientRequestedUsage = usage.ValueKind == JsonValueKind.True;
                 }
 
+                // Stream_options.resumable (a Relay extension, effective on routes with Resume:Enabled).
+                if (options.TryGetProperty("resumable", out var resumable))
+                {
+                    relayOnly = true;
+                    if (resumable.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                    {
+                        return new Failure(StatusCodes.Status400BadRequest,
+                            "stream_options.resumable must be true or false.", "invalid_value", "stream_options.resumable");
+                    }
+
+                    feature.Resumable = resumable.ValueKind == JsonValueKind.True;
+                }
+
                 if (options.TryGetProperty("chunk_size", out var chunk))
                 {
                     relayOnly = true;
@@ -249,7 +262,7 @@ internal static class ChatRequestInspector
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var start = (int)reader.TokenStartIndex;
-            var drop = reader.ValueTextEquals("chunk_size"u8) || reader.ValueTextEquals("flush_interval_ms"u8)
+            var drop = reader.ValueTextEquals("chunk_size"u8) || reader.ValueTextEquals("flush_interval_ms"u8) || reader.ValueTextEquals("resumable"u8)
                 || reader.ValueTextEquals("partial_json"u8) || reader.ValueTextEquals("validate_schema"u8)
                 || (addUsage && reader.ValueTextEquals("include_usage"u8));
             reader.Read();

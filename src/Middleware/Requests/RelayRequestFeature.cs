@@ -37,6 +37,9 @@ internal sealed class RelayRequestFeature
     /// <summary><c>stream_options.flush_interval_ms</c> (a Relay extension), when the client set it.</summary>
     public int? FlushIntervalMs { get; set; }
 
+    /// <summary><c>stream_options.resumable</c> (a Relay extension): the client asked for a stream it can resume.</summary>
+    public bool Resumable { get; set; }
+
     /// <summary>The JSON body as the client sent it (before Relay's rewrite), what a stream ticket replays.</summary>
     public ReadOnlyMemory<byte> Body { get; set; }
 

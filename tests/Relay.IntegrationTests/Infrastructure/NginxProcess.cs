@@ -8,8 +8,8 @@ namespace Relay.IntegrationTests.Infrastructure;
 /// </summary>
 public sealed class NginxProcess : IAsyncDisposable
 {
-    private readonly Process _process;
     private readonly string _dir;
+    private Process _process;
 
     private NginxProcess(Process process, string dir, int port)
     {
@@ -28,7 +28,10 @@ public sealed class NginxProcess : IAsyncDisposable
     /// Starts nginx proxying to <paramref name="upstream"/>. <paramref name="locationExtra"/> adds directives to
     /// the location (e.g. <c>proxy_buffering off;</c>); the defaults are nginx's, so buffering is on.
     /// </summary>
-    public static async Task<NginxProcess> StartAsync(string upstream, string locationExtra = "")
+    public static Task<NginxProcess> StartAsync(string upstream, string locationExtra = "") => StartAsync([upstream], locationExtra);
+
+    /// <summary>Starts nginx balancing round-robin (its default) over <paramref name="upstreams"/>.</summary>
+    public static async Task<NginxProcess> StartAsync(IReadOnlyList<string> upstreams, string locationExtra = "")
     {
         if (Binary is null)
         {
@@ -52,7 +55,7 @@ public sealed class NginxProcess : IAsyncDisposable
                 uwsgi_temp_path {{dir}}/uwsgi;
                 scgi_temp_path {{dir}}/scgi;
                 upstream backend {
-                    server {{new Uri(upstream).Authority}};
+                    {{string.Join("\n", upstreams.Select(static u => $"server {new Uri(u).Authority};"))}}
                     keepalive 16;
                 }
                 server {
@@ -68,14 +71,25 @@ public sealed class NginxProcess : IAsyncDisposable
             """;
         var path = Path.Combine(dir, "nginx.conf");
         await File.WriteAllTextAsync(path, config);
-        var process = Process.Start(new ProcessStartInfo(Binary, ["-p", dir, "-c", path])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        })!;
-        var nginx = new NginxProcess(process, dir, port);
+        var nginx = new NginxProcess(Launch(dir), dir, port);
         await nginx.WaitListeningAsync();
         return nginx;
+    }
+
+    private static Process Launch(string dir) => Process.Start(new ProcessStartInfo(Binary!, ["-p", dir, "-c", Path.Combine(dir, "nginx.conf")])
+    {
+        RedirectStandardError = true,
+        RedirectStandardOutput = true,
+    })!;
+
+    /// <summary>Kills nginx (every connection through it drops) and starts it again on the same port.</summary>
+    public async Task RestartAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+        _process = Launch(_dir);
+        await WaitListeningAsync();
     }
 
     private Task WaitListeningAsync() => DotnetProcess.WaitListeningAsync(

@@ -4,7 +4,7 @@ using Relay.Middleware.ServerSentEvents;
 namespace Relay.Middleware.Tests.ServerSentEvents;
 
 /// <summary>
-/// Issue 12, part 2: a stream holds pooled buffers only for the bytes in hand. Held for the stream's lifetime, the
+/// A stream holds pooled buffers only for the bytes in hand. Held for the stream's lifetime, the
 /// arrays of hundreds of concurrent streams outnumber what the shared pool keeps, so every stream allocated its own
 /// (garbage per request, and memory per idle stream).
 /// </summary>

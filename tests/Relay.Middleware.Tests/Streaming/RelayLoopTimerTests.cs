@@ -13,7 +13,7 @@ using Relay.Middleware.Streaming;
 namespace Relay.Middleware.Tests.Streaming;
 
 /// <summary>
-/// Issue 12, part 2: the relay loop's wake-up timer. The heartbeat deadline moves with every write; re-arming the
+/// The relay loop's wake-up timer. The heartbeat deadline moves with every write; re-arming the
 /// timer for it on every event cost a timer change per event. Only an earlier deadline re-arms it now; a later one
 /// lets it fire early, and the loop re-arms once.
 /// </summary>

@@ -1,0 +1,228 @@
+using System.Buffers;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+using Relay.Middleware.Auth;
+using Relay.Middleware.Configuration;
+using Relay.Middleware.Errors;
+using Relay.Middleware.State;
+using StackExchange.Redis;
+
+namespace Relay.Middleware.Resume;
+
+/// <summary>
+/// Resumable streams, the reading side, on any instance:
+/// <list type="bullet">
+/// <item><c>GET /relay/v1/streams/{streamId}</c> with <c>Last-Event-ID</c> replays the events after that id from Redis,
+/// then follows the live ones, until the stream's final event: no gap and no duplicate, since every event has its
+/// sequence number. A browser's <c>EventSource</c> reconnects to the URL it started with, a ticket URL: a used ticket
+/// with a <c>Last-Event-ID</c> of the stream it started resumes that stream.</item>
+/// <item><c>POST /relay/v1/streams/{streamId}/cancel</c> stops the generation on the instance that relays it (pub/sub),
+/// which ends every reader with a final <c>stream_cancelled</c> error event.</item>
+/// </list>
+/// Both are authorised by the credential that started the stream (compared as a SHA-256, never stored in clear).
+/// </summary>
+internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IOptions<RelayOptions> options, IServiceProvider services, TimeProvider time,
+    ILogger<ResumeEndpointsMiddleware> logger)
+{
+    /// <summary>How often a follower looks for new events once it has replayed all there were (Relay's default cadence).</summary>
+    internal static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(10);
+
+    private static readonly TimeSpan ReaderMarkLifetime = TimeSpan.FromSeconds(5);
+    private const int ReadBatch = 512;
+    private readonly bool _redis = !string.IsNullOrWhiteSpace(options.Value.State.Redis);
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (!_redis || !request.Path.StartsWithSegments(Auth.StreamTicketsMiddleware.StreamsPath, StringComparison.OrdinalIgnoreCase, out var rest)
+            || rest.Value is not { Length: > 1 } tail)
+        {
+            return next(context);
+        }
+
+        var segment = tail[1..];
+        if (HttpMethods.IsPost(request.Method) && segment.EndsWith("/cancel", StringComparison.Ordinal) && ResumeKeys.IsStreamId(segment.AsSpan(0, segment.Length - 7)))
+        {
+            return CancelAsync(context, segment[..^7]);
+        }
+
+        if (!HttpMethods.IsGet(request.Method) || segment.Contains('/'))
+        {
+            return next(context);
+        }
+
+        var hasLastEventId = ResumeKeys.TryParseEventId(request.Headers[ResumeKeys.LastEventIdHeader].ToString(), out var resumed, out var sequence);
+        if (ResumeKeys.IsStreamId(segment))
+        {
+            return FollowAsync(context, segment, hasLastEventId && resumed == segment ? sequence : 0, ticketIdentity: null);
+        }
+
+        // A ticket URL with the Last-Event-ID of a resumable stream: EventSource reconnecting; otherwise a redemption.
+        var signer = (StreamTicketSigner)services.GetService(typeof(StreamTicketSigner))!;
+        return hasLastEventId && signer.TryVerify(segment, out var ticketId, out _, out _)
+            ? FollowAsync(context, resumed, sequence, ResumeKeys.TicketIdentity(ticketId))
+            : next(context);
+    }
+
+    private async Task CancelAsync(HttpContext context, string streamId)
+    {
+        try
+        {
+            var (meta, refused) = await AuthorizeAsync(context, streamId, ticketIdentity: null);
+            if (refused)
+            {
+                return;
+            }
+
+            var state = meta.TryGetValue("state", out var s) ? (string?)s : null;
+            if (state == "running")
+            {
+                var streams = (ResumableStreams)services.GetService(typeof(ResumableStreams))!;
+                var owner = Field(meta, "owner") ?? "";
+                if (!(owner == streams.InstanceId && streams.TryCancelLocal(streamId)))
+                {
+                    var receivers = await Redis.RunAsync(static (db, s) => db.PublishAsync(ResumeKeys.CancelChannel(s.owner), s.streamId), (owner, streamId));
+                    Log.CancelSent(logger, streamId, receivers);
+                }
+            }
+
+            context.Response.StatusCode = state == "running" ? StatusCodes.Status202Accepted : StatusCodes.Status200OK;
+            context.Response.ContentType = "application/json";
+            var body = new ArrayBufferWriter<byte>(96);
+            using (var json = new Utf8JsonWriter(body))
+            {
+                json.WriteStartObject();
+                json.WriteString("id", streamId);
+                json.WriteString("status", state == "running" ? "cancelling" : "ended");
+                json.WriteEndObject();
+            }
+
+            await context.Response.Body.WriteAsync(body.WrittenMemory, context.RequestAborted);
+        }
+        catch (StateStoreUnavailableException)
+        {
+            await StateStoreUnavailable.WriteAsync(context);
+        }
+    }
+
+    private async Task FollowAsync(HttpContext context, string streamId, long after, string? ticketIdentity)
+    {
+        var aborted = context.RequestAborted;
+        try
+        {
+            var (_, refused) = await AuthorizeAsync(context, streamId, ticketIdentity);
+            if (refused)
+            {
+                return;
+            }
+
+            var response = context.Response;
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = "text/event-stream";
+            response.Headers[HeaderNames.CacheControl] = "no-cache";
+            response.Headers["X-Accel-Buffering"] = "no";
+            response.Headers[ResumeKeys.HeaderName] = streamId;
+            Log.Resumed(logger, streamId, after);
+            var output = response.BodyWriter;
+            var markedAt = long.MinValue;
+            while (!aborted.IsCancellationRequested)
+            {
+                // The state first: a stream that had ended before this read has nothing after what the read returns.
+                var state = (string?)await Redis.RunAsync(static (db, id) => db.HashGetAsync(ResumeKeys.Meta(id), "state"), streamId);
+                var entries = await Redis.RunAsync(static (db, s) => db.StreamRangeAsync(ResumeKeys.Events(s.streamId), $"({(string)ResumeKeys.EntryId(s.after)!}", "+", ReadBatch),
+                    (streamId, after));
+                foreach (var entry in entries)
+                {
+                    after = ResumeKeys.Sequence(entry.Id);
+                    ResumableStream.WriteEvent(output, (byte[])entry["d"]!, streamId, after);
+                }
+
+                if (entries.Length > 0)
+                {
+                    var flushed = await output.FlushAsync(aborted);
+                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                if (state != "running")
+                {
+                    return; // Ended (or expired): every event was delivered.
+                }
+
+                if (time.GetElapsedTime(markedAt) >= TimeSpan.FromSeconds(1) || markedAt == long.MinValue)
+                {
+                    // This reader counts for the producer's detached time, wherever it runs.
+                    markedAt = time.GetTimestamp();
+                    await Redis.RunAsync(static (db, id) => db.StringSetAsync(ResumeKeys.Reader(id), 1, ReaderMarkLifetime), streamId);
+                }
+
+                await Task.Delay(PollInterval, time, aborted);
+            }
+        }
+        catch (StateStoreUnavailableException)
+        {
+            // Before the first byte: a 503 the client retries; after it: the response ends and EventSource reconnects.
+            await StateStoreUnavailable.WriteAsync(context);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The reader left.
+        }
+    }
+
+    /// <summary>The stream's record, or a 404 / 401 written. The caller's credential (or ticket) must be the one that started the stream.</summary>
+    private async Task<(Dictionary<RedisValue, RedisValue> Meta, bool Refused)> AuthorizeAsync(HttpContext context, string streamId, string? ticketIdentity)
+    {
+        var entries = await Redis.RunAsync(static (db, id) => db.HashGetAllAsync(ResumeKeys.Meta(id)), streamId);
+        var meta = entries.ToDictionary();
+        if (entries.Length == 0)
+        {
+            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status404NotFound,
+                "No resumable stream has this id (it never existed, or its retention ended).", RelayErrorTypes.InvalidRequest, "stream_not_found");
+            return (meta, true);
+        }
+
+        var allowed = ticketIdentity is not null
+            ? ticketIdentity == Field(meta, "ticket")
+            : ResumeKeys.Identity(PresentedToken(context)) == Field(meta, "identity");
+        if (!allowed)
+        {
+            await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status401Unauthorized,
+                "Only the credential that started a stream can resume or cancel it.", RelayErrorTypes.Authentication, "invalid_api_key");
+            return (meta, true);
+        }
+
+        return (meta, false);
+    }
+
+    private static string? Field(Dictionary<RedisValue, RedisValue> meta, string name) => meta.TryGetValue(name, out var value) ? (string?)value : null;
+
+    private RedisState Redis => (RedisState)services.GetService(typeof(RedisState))!;
+
+    private static string? PresentedToken(HttpContext context)
+    {
+        var authorization = context.Request.Headers.Authorization.ToString();
+        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return authorization["Bearer ".Length..].Trim();
+        }
+
+        return context.Features.Get<QueryCredentialFeature>()?.Tokens is [var first, ..] ? first.Value : null;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1530, LogLevel.Debug, "Resumable stream {StreamId} is read after event {Sequence}.", EventName = "ResumableStreamResumed")]
+        public static partial void Resumed(ILogger logger, string streamId, long sequence);
+
+        [LoggerMessage(1531, LogLevel.Debug, "A cancel of resumable stream {StreamId} was published to its instance ({Receivers} receivers).", EventName = "ResumableStreamCancelSent")]
+        public static partial void CancelSent(ILogger logger, string streamId, long receivers);
+    }
+}
