@@ -46,6 +46,11 @@ internal sealed partial class RelayForwarderHttpClientFactory : ForwarderHttpCli
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
+
+        // A response Relay stops reading early (the client left, a timeout, a schema violation) must stop the upstream,
+        // not be drained for connection reuse: draining an LLM stream reads, and pays for, the tokens nobody will see.
+        // With no drain, disposing an unfinished HTTP/1.1 response closes its connection (HTTP/2 resets the stream).
+        handler.MaxResponseDrainSize = 0;
         ConfigureProxy(context, handler);
         ConfigureTrust(context, handler);
     }
@@ -99,13 +104,13 @@ internal sealed partial class RelayForwarderHttpClientFactory : ForwarderHttpCli
 
     private static partial class Log
     {
-        [LoggerMessage(1500, LogLevel.Information, "Cluster '{ClusterId}' reaches its upstreams through the proxy {Proxy} (bypass on local: {BypassOnLocal}).", EventName = "ClusterProxy")]
+        [LoggerMessage(1700, LogLevel.Information, "Cluster '{ClusterId}' reaches its upstreams through the proxy {Proxy} (bypass on local: {BypassOnLocal}).", EventName = "ClusterProxy")]
         public static partial void ClusterProxy(ILogger logger, string clusterId, string proxy, bool bypassOnLocal);
 
-        [LoggerMessage(1501, LogLevel.Information, "Upstream requests use the proxy from the environment: {Settings}.", EventName = "EnvironmentProxy")]
+        [LoggerMessage(1701, LogLevel.Information, "Upstream requests use the proxy from the environment: {Settings}.", EventName = "EnvironmentProxy")]
         public static partial void EnvironmentProxy(ILogger logger, string settings);
 
-        [LoggerMessage(1502, LogLevel.Information, "Cluster '{ClusterId}' trusts the {Count} certificate(s) of the CA bundle {Path} besides the system's roots.", EventName = "CaBundle")]
+        [LoggerMessage(1702, LogLevel.Information, "Cluster '{ClusterId}' trusts the {Count} certificate(s) of the CA bundle {Path} besides the system's roots.", EventName = "CaBundle")]
         public static partial void CaBundle(ILogger logger, string clusterId, string path, int count);
     }
 }

@@ -94,7 +94,7 @@ internal sealed partial class UpstreamCertificateValidator
 
     private static partial class Log
     {
-        [LoggerMessage(1503, LogLevel.Warning,
+        [LoggerMessage(1703, LogLevel.Warning,
             "The TLS certificate of the upstream {Host} (cluster '{ClusterId}') is not trusted: {Errors} {ChainStatus}; subject '{Subject}', issuer '{Issuer}'. "
             + "A private CA (TLS inspection) is trusted through the system's CA bundle (SSL_CERT_FILE) or Relay:Upstream:CaBundlePath.",
             EventName = "UpstreamCertificateRefused")]

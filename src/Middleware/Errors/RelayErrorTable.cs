@@ -115,8 +115,8 @@ internal static class RelayErrorTable
         StreamEndReason.UpstreamError => "upstream_error",
         StreamEndReason.RelayShutdown => "relay_shutdown",
         StreamEndReason.SchemaViolation => StructuredOutput.StructuredOutputErrors.Code,
-        StreamEndReason.CancelledByRequest => "cancelled_by_request",
-        StreamEndReason.DetachedTimeout => "detached_timeout",
+        StreamEndReason.CancelledByRequest => "stream_cancelled",
+        StreamEndReason.DetachedTimeout => "stream_detached_timeout",
         _ => "unknown",
     };
 }
