@@ -57,7 +57,9 @@ public sealed class StalledStreamsMemoryTests : IAsyncLifetime
     [Fact]
     public async Task Control_BufferBoundRaised_UpstreamKeepsGeneratingAndMemoryGrows()
     {
-        const int streams = 20;
+        // 40 streams: about 12 MiB of events in the window. With 20 (about 6 MiB) the growth sat at the 8 MiB threshold
+        // once Relay's stream path stopped allocating per read: the measure then saw little more than the buffered bytes.
+        const int streams = 40;
         var result = await MeasureAsync(streams, maxBufferedBytes: 16 << 20, waitForStall: false);
 
         Assert.True(result.TokensInWindow > streams * TokensPerSecond * s_window.TotalSeconds / 4, $"the upstream was pushed back although Relay may buffer 16 MiB per stream: {result}");
