@@ -139,15 +139,19 @@ internal sealed partial class ResumableStream : IDisposable
     /// <summary>After the relay loop: the stream replays for <see cref="ResumeOptions.RetentionSeconds"/>, then Redis drops it.</summary>
     public void End()
     {
+        long end;
         lock (_lock)
         {
             _stopped = true;
+            end = ++_sequence;
         }
 
         try
         {
             var db = _redis.Database;
             var retention = TimeSpan.FromSeconds(_options.RetentionSeconds);
+            // The end mark, after the last event: a follower that reads it has delivered everything, without asking for the state.
+            db.StreamAdd(_events, ResumeKeys.EndField, 1, ResumeKeys.EntryId(end), maxLength: _options.MaxEvents, useApproximateMaxLength: true, flags: CommandFlags.FireAndForget);
             db.HashSet(ResumeKeys.Meta(Id), "state", "ended", flags: CommandFlags.FireAndForget);
             db.KeyExpire(ResumeKeys.Meta(Id), retention, CommandFlags.FireAndForget);
             db.KeyExpire(ResumeKeys.Events(Id), retention, CommandFlags.FireAndForget);

@@ -27,8 +27,8 @@ namespace Relay.Middleware.Resume;
 internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IOptions<RelayOptions> options, IServiceProvider services, TimeProvider time,
     ILogger<ResumeEndpointsMiddleware> logger)
 {
-    /// <summary>How often a follower looks for new events once it has replayed all there were (Relay's default cadence).</summary>
-    internal static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(10);
+    /// <summary>How often a waiting follower renews its reader mark (and looks at the stream's state).</summary>
+    private static readonly TimeSpan ReaderMarkInterval = TimeSpan.FromSeconds(1);
 
     private static readonly TimeSpan ReaderMarkLifetime = TimeSpan.FromSeconds(5);
     private const int ReadBatch = 512;
@@ -128,14 +128,33 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
             Log.Resumed(logger, streamId, after);
             var output = response.BodyWriter;
             var markedAt = long.MinValue;
+            using var follower = Feed.Follow(streamId, after);
             while (!aborted.IsCancellationRequested)
             {
-                // The state first: a stream that had ended before this read has nothing after what the read returns.
-                var state = (string?)await Redis.RunAsync(static (db, id) => db.HashGetAsync(ResumeKeys.Meta(id), "state"), streamId);
-                var entries = await Redis.RunAsync(static (db, s) => db.StreamRangeAsync(ResumeKeys.Events(s.streamId), $"({(string)ResumeKeys.EntryId(s.after)!}", "+", ReadBatch),
-                    (streamId, after));
+                var entries = await ReadAfterAsync(streamId, after);
+                if (entries.Length == 0)
+                {
+                    // Nothing new: ended (or expired) means every event was delivered, once the events read after the state are.
+                    var state = (string?)await Redis.RunAsync(static (db, id) => db.HashGetAsync(ResumeKeys.Meta(id), "state"), streamId);
+                    if (state != "running")
+                    {
+                        entries = await ReadAfterAsync(streamId, after);
+                        if (entries.Length == 0)
+                        {
+                            return;
+                        }
+                    }
+                }
+
+                var ended = false;
                 foreach (var entry in entries)
                 {
+                    if (entry.Values is [{ Name: var field }] && field == ResumeKeys.EndField)
+                    {
+                        ended = true;
+                        break;
+                    }
+
                     after = ResumeKeys.Sequence(entry.Id);
                     ResumableStream.WriteEvent(output, (byte[])entry["d"]!, streamId, after);
                 }
@@ -143,27 +162,27 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
                 if (entries.Length > 0)
                 {
                     var flushed = await output.FlushAsync(aborted);
-                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    if (ended || flushed.IsCompleted || flushed.IsCanceled)
                     {
                         return;
                     }
 
-                    continue;
+                    if (entries.Length == ReadBatch)
+                    {
+                        continue; // A replay of more than one batch.
+                    }
                 }
 
-                if (state != "running")
-                {
-                    return; // Ended (or expired): every event was delivered.
-                }
-
-                if (time.GetElapsedTime(markedAt) >= TimeSpan.FromSeconds(1) || markedAt == long.MinValue)
+                if (time.GetElapsedTime(markedAt) >= ReaderMarkInterval || markedAt == long.MinValue)
                 {
                     // This reader counts for the producer's detached time, wherever it runs.
                     markedAt = time.GetTimestamp();
                     await Redis.RunAsync(static (db, id) => db.StringSetAsync(ResumeKeys.Reader(id), 1, ReaderMarkLifetime), streamId);
                 }
 
-                await Task.Delay(PollInterval, time, aborted);
+                // Woken by the live feed's blocking read when an event arrives (at once when it has seen one already); the
+                // timeout renews the reader mark and notices a stream whose producer died (its state expires).
+                await follower.WaitAsync(after, ReaderMarkInterval, aborted);
             }
         }
         catch (StateStoreUnavailableException)
@@ -205,6 +224,11 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
     private static string? Field(Dictionary<RedisValue, RedisValue> meta, string name) => meta.TryGetValue(name, out var value) ? (string?)value : null;
 
     private RedisState Redis => (RedisState)services.GetService(typeof(RedisState))!;
+
+    private LiveEventFeed Feed => (LiveEventFeed)services.GetService(typeof(LiveEventFeed))!;
+
+    private Task<StreamEntry[]> ReadAfterAsync(string streamId, long after)
+        => Redis.RunAsync(static (db, s) => db.StreamRangeAsync(ResumeKeys.Events(s.streamId), $"({(string)ResumeKeys.EntryId(s.after)!}", "+", ReadBatch), (streamId, after));
 
     private static string? PresentedToken(HttpContext context)
     {

@@ -16,6 +16,9 @@ internal static class ResumeKeys
     public const string LastEventIdHeader = "Last-Event-ID";
     private const string IdPrefix = "rs_";
 
+    /// <summary>The field of a stream's end mark, the entry after its last event (an event's field is <c>d</c>).</summary>
+    public const string EndField = "end";
+
     public static string NewStreamId() => IdPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
 
     public static bool IsStreamId(ReadOnlySpan<char> value) => value.StartsWith(IdPrefix, StringComparison.Ordinal) && value.Length == IdPrefix.Length + 22

@@ -14,6 +14,7 @@ namespace Relay.Middleware.State;
 internal sealed partial class RedisState : IAsyncDisposable
 {
     private readonly Task<ConnectionMultiplexer> _connect;
+    private readonly ConfigurationOptions _configuration;
     private readonly ILogger _logger;
 
     public RedisState(IOptions<RelayOptions> options, ILogger<RedisState> logger)
@@ -24,6 +25,7 @@ internal sealed partial class RedisState : IAsyncDisposable
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         // Back within a second or two of Redis's return, not the library's default of up to a minute of back-off.
         configuration.ReconnectRetryPolicy = new ExponentialRetry(deltaBackOffMilliseconds: 200, maxDeltaBackOffMilliseconds: 2000);
+        _configuration = configuration;
         _connect = ConnectAsync(configuration);
     }
 
@@ -48,6 +50,17 @@ internal sealed partial class RedisState : IAsyncDisposable
             Log.Unavailable(_logger, ex.GetType().Name);
             throw new StateStoreUnavailableException("Redis is unavailable.", ex);
         }
+    }
+
+    /// <summary>
+    /// A multiplexer of its own, for one loop of blocking commands (the shared one must never block): same endpoints,
+    /// same reconnect rules, its own client name. The caller disposes it.
+    /// </summary>
+    public Task<ConnectionMultiplexer> ConnectDedicatedAsync(string clientName)
+    {
+        var configuration = _configuration.Clone();
+        configuration.ClientName = clientName;
+        return ConnectionMultiplexer.ConnectAsync(configuration);
     }
 
     public async ValueTask DisposeAsync()

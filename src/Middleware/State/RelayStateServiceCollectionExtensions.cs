@@ -20,6 +20,7 @@ internal static class RelayStateServiceCollectionExtensions
             ? sp.GetRequiredService<RedisTicketStore>()
             : sp.GetRequiredService<InMemoryTicketStore>());
         services.TryAddSingleton<Resume.ResumableStreams>();
+        services.TryAddSingleton<Resume.LiveEventFeed>();
         services.AddHostedService<StateStoreConnector>();
         return services;
     }

@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Relay.IntegrationTests.Infrastructure;
+using StackExchange.Redis;
+
+namespace Relay.IntegrationTests.State;
+
+/// <summary>
+/// A resumed stream that is still generating is followed live: the follower on instance B is woken by the blocking read
+/// of B's live feed when A adds an event, and reads Redis once per event, not on a timer.
+/// </summary>
+[Collection(UpstreamCollection.Name)]
+public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifetime
+{
+    private readonly HttpClient _client = new();
+    private RedisProcess? _redis;
+    private ConnectionMultiplexer? _admin;
+    private InProcessRelay _a = null!;
+    private InProcessRelay _b = null!;
+
+    public async Task InitializeAsync()
+    {
+        if (RedisProcess.Binary is null)
+        {
+            return;
+        }
+
+        _redis = await RedisProcess.StartAsync();
+        _admin = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",allowAdmin=true");
+        _a = await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(_redis));
+        _b = await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(_redis));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        if (_redis is not null)
+        {
+            await _a.DisposeAsync();
+            await _b.DisposeAsync();
+            await _admin!.DisposeAsync();
+            await _redis.DisposeAsync();
+        }
+    }
+
+    private static Dictionary<string, string> Knobs(int seed, int maxTokens, int tokensPerSecond) => new()
+    {
+        ["x-mock-seed"] = seed.ToString(CultureInfo.InvariantCulture),
+        ["x-mock-max-tokens"] = maxTokens.ToString(CultureInfo.InvariantCulture),
+        ["x-mock-tokens-per-second"] = tokensPerSecond.ToString(CultureInfo.InvariantCulture),
+        ["x-mock-ttft-ms"] = "0",
+    };
+
+    [RedisFact]
+    public async Task Follower_ReadsRedisOncePerEvent_NotEveryFewMilliseconds_AndGetsTheWholeText()
+    {
+        // 15 tokens at 5 tokens/s: 3 s of a live stream, one event per token. A follower that polled every 10 ms (as
+        // before the live feed) read Redis about 600 times in that time (an XRANGE and an HGET per poll).
+        var knobs = Knobs(seed: 41, maxTokens: 15, tokensPerSecond: 5);
+        var expected = await ResumeClient.MockTextAsync(_client, upstream.Url, knobs);
+        using var live = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+        var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
+        var liveReading = ResumeClient.ReadAsync(live);
+        var server = _admin!.GetServer(_admin.GetEndPoints()[0]);
+        await server.ConfigResetStatisticsAsync();
+
+        using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, followed.StatusCode);
+        var events = await ResumeClient.ReadAsync(followed);
+
+        Assert.True(events[^1].IsDone);
+        Assert.Equal(expected, ResumeClient.Text(events));
+        Assert.Equal(ResumeClient.Text(await liveReading), ResumeClient.Text(events));
+        var reads = Calls(server, "xrange") + Calls(server, "hget");
+        Assert.True(reads <= (2 * events.Count) + 12, $"{reads} reads of Redis for {events.Count} events followed over 3 s");
+    }
+
+    [RedisFact]
+    public async Task Follower_GetsEachLiveEvent_WithinMillisecondsOfTheLiveClient_EvenWhenTheBlockedReadDidNotNameItsStream()
+    {
+        // B's live read blocks on a first stream that stalls (4 s per read, so it does not come back by itself). A
+        // second stream followed meanwhile must wake it: without that, its follower gets events only when its own
+        // one-second timeout runs out.
+        _b.App.Services.GetRequiredService<Relay.Middleware.Resume.LiveEventFeed>().Block = TimeSpan.FromSeconds(4);
+        var stalling = Knobs(seed: 43, maxTokens: 10, tokensPerSecond: 0);
+        stalling["x-mock-stall-after-tokens"] = "2";
+        stalling["x-mock-stall-ms"] = "6000";
+        using var quiet = await _client.SendAsync(ResumeClient.Start(_a.Url, stalling), HttpCompletionOption.ResponseHeadersRead);
+        var quietId = quiet.Headers.GetValues("Relay-Stream-Id").Single();
+        using var quietFollowed = await _client.SendAsync(ResumeClient.Resume(_b.Url, quietId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(2, (await ResumeClient.ReadAsync(quietFollowed, take: 2)).Count);
+
+        // 12 tokens at 4 tokens/s, followed on B while the read blocks on the quiet stream.
+        var knobs = Knobs(seed: 42, maxTokens: 12, tokensPerSecond: 4);
+        using var live = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+        var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
+        var clock = Stopwatch.StartNew();
+        var liveTimes = new Dictionary<long, double>();
+        var liveReading = ReadTimedAsync(live, liveTimes, clock);
+        var followStarted = clock.Elapsed.TotalMilliseconds;
+        using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+        var followerTimes = new Dictionary<long, double>();
+        await ReadTimedAsync(followed, followerTimes, clock);
+        await liveReading;
+
+        // Events already there when the follow started are replayed at once; the later ones are compared.
+        var delays = followerTimes.Where(f => liveTimes.TryGetValue(f.Key, out var at) && at > followStarted + 50).Select(f => f.Value - liveTimes[f.Key]).Order().ToList();
+        Assert.True(delays.Count >= 8, $"{delays.Count} live events compared");
+        Assert.True(delays[^1] < 500, $"follower delays behind the live client (ms): {string.Join(", ", delays.Select(static d => d.ToString("F0", CultureInfo.InvariantCulture)))}");
+    }
+
+    private static async Task ReadTimedAsync(HttpResponseMessage response, Dictionary<long, double> times, Stopwatch clock)
+    {
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        var parser = System.Net.ServerSentEvents.SseParser.Create(stream);
+        await foreach (var item in parser.EnumerateAsync())
+        {
+            var id = parser.LastEventId;
+            times[long.Parse(id[(id.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture)] = clock.Elapsed.TotalMilliseconds;
+        }
+    }
+
+    private static long Calls(IServer server, string command)
+    {
+        var stats = server.Info("commandstats").SelectMany(static g => g).FirstOrDefault(kv => kv.Key == "cmdstat_" + command).Value;
+        if (stats is null)
+        {
+            return 0;
+        }
+
+        var calls = stats.Split(',')[0]; // calls=N,usec=...
+        return long.Parse(calls[(calls.IndexOf('=') + 1)..], CultureInfo.InvariantCulture);
+    }
+}
