@@ -51,6 +51,9 @@ internal sealed class PendingChoiceDelta : IDisposable
     /// <summary>Whether the latest token filled a flush before its slot: the upstream outpaces the cadence.</summary>
     public bool Fast;
 
+    /// <summary>Whether the pending lone token's slot was already extended by the grace (once per slot).</summary>
+    public bool Graced;
+
     /// <summary>Whether this choice has already delivered a content token (the first one is never delayed).</summary>
     public bool SeenContent;
 

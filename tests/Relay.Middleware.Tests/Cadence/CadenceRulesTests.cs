@@ -240,7 +240,7 @@ public sealed class CadenceRulesTests
         using var driver = new PipelineDriver(s_default);
         driver.Process(ChatChunks.Content("go"));
         driver.Process(ChatChunks.Content("x \U0001F469\u200D"));
-        driver.Advance(TimeSpan.FromMilliseconds(20));
+        driver.Advance(TimeSpan.FromMilliseconds(25)); // A lone token's slot, plus the grace.
         Assert.Equal("gox ", ClientContent.Join(driver.ClientEvents()));
 
         // Longer than one interval: at 20 tokens/s the next part comes 50 ms later, and is still joined.

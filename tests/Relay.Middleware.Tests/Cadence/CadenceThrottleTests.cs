@@ -45,7 +45,7 @@ public sealed class CadenceThrottleTests
     }
 
     [Fact]
-    public void TokenWithinTheInterval_WaitsUntilLastFlushPlusInterval()
+    public void TokenWithinTheInterval_WaitsUntilLastFlushPlusInterval_AndALoneTokenAQuarterIntervalMore()
     {
         using var driver = new PipelineDriver(s_default);
         driver.Process(ChatChunks.Content("a"));
@@ -55,10 +55,50 @@ public sealed class CadenceThrottleTests
 
         // Not 12 + 20 ms (a delay from the token's arrival): 20 ms after the last flush.
         Assert.Equal(flushed + TimeSpan.FromMilliseconds(20).Ticks, driver.Pipeline.FlushDeadline);
-        driver.Advance(TimeSpan.FromMilliseconds(7));
+        driver.Advance(TimeSpan.FromMilliseconds(8));
+
+        // On its slot, a lone token waits 5 ms more for the next, then goes alone.
+        Assert.Single(driver.ClientEvents());
+        Assert.Equal(flushed + TimeSpan.FromMilliseconds(25).Ticks, driver.Pipeline.FlushDeadline);
+        driver.Advance(TimeSpan.FromMilliseconds(4));
         Assert.Single(driver.ClientEvents());
         driver.Advance(TimeSpan.FromMilliseconds(1));
         Assert.Equal(["a", "b"], driver.ClientEvents().Select(static e => ClientContent.ContentOf(e)));
+    }
+
+    [Fact]
+    public void HundredTokensPerSecond_TheTimerFiringFirstOnEachSlot_TwoTokensPerEvent_NoTokenButTheLastWaitsMoreThanTenMs()
+    {
+        // Tokens every 10 ms: every other one arrives exactly on the older one's slot, and the timer fires first (the
+        // driver runs deadlines before the token at the same instant). Without the grace the older token goes alone,
+        // the interval restarts, and the one that just missed it waits 20 ms.
+        using var driver = new PipelineDriver(s_default);
+        var arrivals = new List<long>();
+        for (var i = 0; i < 40; i++)
+        {
+            arrivals.Add(driver.Time.GetTimestamp());
+            driver.Process(ChatChunks.Content($" w{i}"));
+            driver.Advance(TimeSpan.FromMilliseconds(10));
+        }
+
+        driver.Advance(TimeSpan.FromMilliseconds(10)); // The last token has no next one: it goes at its slot plus the grace.
+        var events = driver.ClientEvents();
+        Assert.Equal(string.Concat(Enumerable.Range(0, 40).Select(static i => $" w{i}")), ClientContent.Join(events));
+        Assert.InRange(events.Count, 20, 22);
+
+        // When each token reached the client: the first write after which the client's text holds it.
+        var delivered = 0;
+        foreach (var (time, length) in driver.Writes)
+        {
+            var text = ClientContent.Join(PipelineDriver.ParseEvents(driver.Output[..length]));
+            for (; delivered < 40 && text.Contains($" w{delivered} ", StringComparison.Ordinal) || (delivered < 40 && text.EndsWith($" w{delivered}", StringComparison.Ordinal)); delivered++)
+            {
+                var waited = TimeSpan.FromTicks(time - arrivals[delivered]);
+                Assert.True(waited <= TimeSpan.FromMilliseconds(delivered == 39 ? 15 : 10), $"token {delivered} waited {waited.TotalMilliseconds} ms");
+            }
+        }
+
+        Assert.Equal(40, delivered);
     }
 
     [Fact]
