@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the load benchmark needs where missing: h2load (Debian nghttp2-client: the background load,
-# required), dotnet-counters (a dotnet tool: runtime counters, optional), redis-server (Debian; the relay-resume
-# target's state store), and the third-party targets nginx,
-# HAProxy and Caddy (Debian packages) and Portkey's AI gateway (npm @portkey-ai/gateway, into bench/.tools/portkey).
+# required), dotnet-counters (a dotnet tool: runtime counters, optional), redis-server (Debian: the relay-resume
+# target's state store), and the third-party targets nginx, HAProxy and Caddy (Debian packages) and Portkey's AI
+# gateway (npm @portkey-ai/gateway, into bench/.tools/portkey).
 # HAProxy, Caddy and Portkey are installed only when named in --targets (the arguments of bench/run.sh are passed
 # on): they are not default targets. A target that cannot be installed is skipped by the benchmark with a printed
 # reason; this script never fails for an optional one.
