@@ -2,8 +2,10 @@
 # The side-by-side load benchmark (bench/README.md, "Load benchmark").
 #   bash bench/run.sh            quick mode (< 2 minutes): a smoke run, results under bench/results/tmp/
 #   bash bench/run.sh --full     full run (< 20 minutes): bench/results/YYYY-MM-DD.md + PNGs, README sections
-#   extra: --targets relay-passthrough,nginx   (direct always runs: it is the floor; haproxy, caddy, portkey
-#                                               run only when named)
+#   extra: --targets relay-passthrough,nginx   (direct always runs: it is the floor; by default relay-passthrough,
+#                                               relay-cadence, relay-resume (resumable streams, with redis-server),
+#                                               plain-yarp (full mode) and nginx; haproxy, caddy, portkey run only
+#                                               when named)
 #          --scenarios 300x50,cancel,idle      (load scenarios by name, cancel, idle, stalled)
 #          --relay-variants "pgo0:DOTNET_TieredPGO=0;..."   (more Relay pass-through targets, other settings)
 # Exits non-zero when a target produced errors or wrong content.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the load benchmark needs where missing: h2load (Debian nghttp2-client: the background load,
-# required), dotnet-counters (a dotnet tool: runtime counters, optional), and the third-party targets nginx,
-# HAProxy and Caddy (Debian packages) and Portkey's AI gateway (npm @portkey-ai/gateway, into bench/.tools/portkey).
+# required), dotnet-counters (a dotnet tool: runtime counters, optional), redis-server (Debian: the relay-resume
+# target's state store), and the third-party targets nginx, HAProxy and Caddy (Debian packages) and Portkey's AI
+# gateway (npm @portkey-ai/gateway, into bench/.tools/portkey).
 # HAProxy, Caddy and Portkey are installed only when named in --targets (the arguments of bench/run.sh are passed
 # on): they are not default targets. A target that cannot be installed is skipped by the benchmark with a printed
 # reason; this script never fails for an optional one.
@@ -10,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
+# redis-server: the state store of the relay-resume target (resumable streams), a default target.
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 named() { [[ " $* " == *--targets* ]] && [[ "$*" == *"$target"* ]]; }
 for pkg in nginx haproxy caddy; do
   target=$pkg

@@ -43,10 +43,20 @@ internal sealed record LoadMetrics(
     /// <summary>Runtime counters over the measured pass.</summary>
     public RuntimeCounters.Totals? Counters { get; init; }
 
+    /// <summary>The target's state store (redis-server, for resumable streams) over the measured pass; null: none.</summary>
+    public StateStoreMetrics? StateStore { get; init; }
+
     public bool LatencyValid => !(GeneratorCoreBusy > 0.8);
 
     public double AllocatedBytesPerToken => Counters is { } c && Tokens > 0 ? c.AllocatedBytes / Tokens : double.NaN;
 }
+
+/// <summary>
+/// The state store's process (redis-server) over the measured pass: its CPU per million tokens (the same tokens as
+/// the proxy's), its peak RSS, and Redis's <c>used_memory</c> right after the pass (what it holds: the events of every
+/// stream still inside <c>Resume:RetentionSeconds</c>).
+/// </summary>
+internal sealed record StateStoreMetrics(double CpuSeconds, double CpuPerMillionTokens, double PeakRssMiB, double UsedMemoryMiB);
 
 /// <summary>A cancellation storm: MockInference's observed abort time minus the client's abort time.</summary>
 internal sealed record CancelMetrics(string Target, string Protocol, int Streams, int Measured, double P50Us, double P99Us, double MaxUs, int Errors);

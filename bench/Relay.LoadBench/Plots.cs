@@ -38,14 +38,18 @@ internal static class Plots
     {
         var plot = new Plot();
         var sizes = r.Loads.Select(m => m.Scenario).Distinct().ToArray();
-        var targets = r.Targets.Where(t => t != "direct").ToArray();
+        // A target's state store (redis-server for resumable streams) is a bar group of its own.
+        var stores = r.Loads.Where(m => m.StateStore is not null).Select(m => m.Target).Distinct().ToArray();
+        var targets = r.Targets.Where(t => t != "direct").SelectMany(t => stores.Contains(t) ? new[] { t, t + ": redis-server" } : [t]).ToArray();
         var palette = new ScottPlot.Palettes.Category10();
         var bars = new List<Bar>();
         for (var t = 0; t < targets.Length; t++)
         {
             for (var s = 0; s < sizes.Length; s++)
             {
-                var value = Report.Figure(r, targets[t], sizes[s], m => m.CpuPerMillionTokens);
+                var store = targets[t].EndsWith(": redis-server", StringComparison.Ordinal);
+                var value = Report.Figure(r, store ? targets[t][..targets[t].IndexOf(':', StringComparison.Ordinal)] : targets[t], sizes[s],
+                    m => store ? m.StateStore?.CpuPerMillionTokens ?? double.NaN : m.CpuPerMillionTokens);
                 bars.Add(new Bar
                 {
                     Position = t * (sizes.Length + 1) + s,

@@ -127,9 +127,17 @@ foreach (var target in targets)
         foreach (var m in results.Loads.Skip(firstLoad))
         {
             Console.WriteLine($"   {m.Scenario,-12} probes p50 {m.LatencyP50Us / 1000:F2} ms, p99 {m.LatencyP99Us / 1000:F2} ms, TTFT p50 {m.TtftP50Us / 1000:F1} ms, CPU {m.CpuPerMillionTokens:F1} s/M tokens, {m.EventsPerToken:F3} events/token, JIT {m.WarmupCounters?.JitMethods:F0} → {m.Counters?.JitMethods:F0} methods ({m.WarmupCounters?.JitSeconds:F2} → {m.Counters?.JitSeconds:F2} s wall), GC pauses {m.Counters?.GcPauseSeconds * 1000:F0} ms in {m.Counters?.Gen0 + m.Counters?.Gen1 + m.Counters?.Gen2:F0} GCs, {m.AllocatedBytesPerToken:F0} B allocated/token, peak RSS {m.PeakRssMiB:F0} MiB, generator core {m.GeneratorCoreBusy:P0} busy (ours {m.GeneratorCpuShare:P0}, h2load {m.H2LoadCpuShare:P0}){(m.LatencyValid ? "" : " INVALID latency")}, errors {m.Errors}");
+            if (m.StateStore is { } redis)
+            {
+                Console.WriteLine($"   {"",-12} redis-server: CPU {redis.CpuPerMillionTokens:F1} s/M tokens, peak RSS {redis.PeakRssMiB:F0} MiB, used_memory {redis.UsedMemoryMiB:F1} MiB after the pass");
+            }
         }
 
-        if (Runs("cancel"))
+        if (Runs("cancel") && target.NotMeasured("cancel") is { } noCancel)
+        {
+            Console.WriteLine($"   cancellation: not measured ({noCancel})");
+        }
+        else if (Runs("cancel"))
         {
             await runner.RunCancellationsAsync(target, running.H1Url, http2: false);
             if (running.H2Url is not null)
@@ -149,8 +157,15 @@ foreach (var target in targets)
         // Memory scenarios in fresh processes, so that earlier scenarios' heap does not hide the growth.
         foreach (var (behaviour, streams) in new[] { (Behaviour.HoldOpen, settings.IdleStreams), (Behaviour.StopReading, settings.StalledStreams) })
         {
-            if (streams == 0 || !Runs(behaviour == Behaviour.HoldOpen ? "idle" : "stalled"))
+            var memoryScenario = behaviour == Behaviour.HoldOpen ? "idle" : "stalled";
+            if (streams == 0 || !Runs(memoryScenario))
             {
+                continue;
+            }
+
+            if (target.NotMeasured(memoryScenario) is { } noMemory)
+            {
+                Console.WriteLine($"   {memoryScenario}: not measured ({noMemory})");
                 continue;
             }
 
@@ -166,6 +181,11 @@ foreach (var target in targets)
     {
         Console.Error.WriteLine($"FAIL {failure}");
     }
+}
+
+foreach (var resume in results.Loads.Where(m => m.StateStore is not null))
+{
+    Console.WriteLine($"Resume on vs off, {resume.Scenario}: {Report.ResumeFigures(results, resume)}");
 }
 
 if (writeReport)

@@ -37,6 +37,21 @@ internal static class Report
     }
 
     private const string PlainYarp = "plain-yarp";
+    private const string PassThrough = "relay-passthrough";
+    private const string Resume = "relay-resume";
+
+    /// <summary>
+    /// Resume on vs off in one scenario: Relay's CPU per M tokens against pass-through's (the same body without
+    /// <c>resumable</c>), redis-server's on its own, both together, and what Redis held after the pass.
+    /// </summary>
+    public static string ResumeFigures(BenchResults r, LoadMetrics resume)
+    {
+        var off = Figure(r, PassThrough, resume.Scenario, m => m.CpuPerMillionTokens);
+        var redis = resume.StateStore?.CpuPerMillionTokens ?? double.NaN;
+        return $"Relay {F(resume.CpuPerMillionTokens, 1)} vs {F(off, 1)} s / M tokens without resume ({Ratio(resume.CpuPerMillionTokens, off)}); "
+            + $"redis-server {F(redis, 1)} s / M tokens (Relay + redis-server {Ratio(resume.CpuPerMillionTokens + redis, off)}); "
+            + $"Redis used_memory {F(resume.StateStore?.UsedMemoryMiB ?? double.NaN, 1)} MiB after the pass";
+    }
 
     /// <summary>One figure of one target in one scenario (NaN when it did not run).</summary>
     public static double Figure(BenchResults r, string target, string scenario, Func<LoadMetrics, double> figure) =>
@@ -53,7 +68,7 @@ internal static class Report
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"Scaling: {r.Scaling}");
         md.AppendLine();
-        md.AppendLine("Method: background streams from h2load (nghttp2, C, one thread; HTTP/1.1, each client running its streams back to back so the concurrency holds), plus a few probe streams from the benchmark process that time every event: *event latency* = the probe's receive time minus the `mock_emitted_us` MockInference stamped in the chunk (monotonic microseconds, comparable across processes; a coalesced event is timed from its oldest token). *TTFT*: first content event minus the probe's request start. Each target's own distribution is reported with direct's beside it; no percentile is subtracted from another. Probes check their text byte for byte against what MockInference generates; h2load's streams must all succeed with a 2xx and carry at least the text's bytes. *CPU*: utime+stime of the proxy's process tree (/proc/PID/stat) over the measured pass, per million upstream tokens (every stream of the pass, background and probes); the measured pass follows the scenario's warm-up passes of the same load on the same process. *Settled*: the runtime counters (dotnet-counters, System.Runtime, 1 s interval) of the last warm-up pass and of the measured pass are printed side by side: the methods the JIT compiled (a count, unaffected by the machine's load) should fall to a few in the measured pass, and the GC count per pass should be steady. JIT and GC-pause *times* are wall-clock times inside the runtime: on a busy core they include time the thread waited for the core, so they are printed but not used as CPU. *Generator core busy*: the share of core 1's time (/proc/stat, every process on it, ours and anyone else's) that was busy during the pass; over 80% the latency figures are marked invalid, because they then include queueing for that core. *events / token*: the probes' content events per generated token.");
+        md.AppendLine("Method: background streams from h2load (nghttp2, C, one thread; HTTP/1.1, each client running its streams back to back so the concurrency holds), plus a few probe streams from the benchmark process that time every event: *event latency* = the probe's receive time minus the `mock_emitted_us` MockInference stamped in the chunk (monotonic microseconds, comparable across processes; a coalesced event is timed from its oldest token). *TTFT*: first content event minus the probe's request start. Each target's own distribution is reported with direct's beside it; no percentile is subtracted from another. Probes check their text byte for byte against what MockInference generates; h2load's streams must all succeed with a 2xx and carry at least the text's bytes. *CPU*: utime+stime of the proxy's process tree (/proc/PID/stat) over the measured pass, per million upstream tokens (every stream of the pass, background and probes); the measured pass follows the scenario's warm-up passes of the same load on the same process. *Settled*: the runtime counters (dotnet-counters, System.Runtime, 1 s interval) of the last warm-up pass and of the measured pass are printed side by side: the methods the JIT compiled (a count, unaffected by the machine's load) should fall to a few in the measured pass, and the GC count per pass should be steady. JIT and GC-pause *times* are wall-clock times inside the runtime: on a busy core they include time the thread waited for the core, so they are printed but not used as CPU. *Generator core busy*: the share of core 1's time (/proc/stat, every process on it, ours and anyone else's) that was busy during the pass; over 80% the latency figures are marked invalid, because they then include queueing for that core. *events / token*: the probes' content events per generated token. *relay-resume*: Relay in pass-through with resumable streams (`Relay:State:Redis`, `Relay:Resume:Enabled`, every request with `stream_options.resumable: true`; every probe checks the `Relay-Stream-Id` header and an `id:` on every event), its redis-server (no persistence) pinned to the proxy's core and measured on a line of its own; compared with relay-passthrough, the same requests without `resumable`.");
         md.AppendLine();
         if (r.Skipped.Count > 0)
         {
@@ -114,9 +129,19 @@ internal static class Report
                 var c = m.Counters;
                 md.AppendLine(CultureInfo.InvariantCulture,
                     $"| {m.Target} | {F(m.PassSeconds, 1)} | {m.Tokens:N0} | {F(m.CpuPerMillionTokens, 1)} | {Ratio(m.CpuPerMillionTokens, Figure(r, Baseline, scenario, x => x.CpuPerMillionTokens))} | {Ratio(m.CpuPerMillionTokens, Figure(r, PlainYarp, scenario, x => x.CpuPerMillionTokens))} | {F(m.PeakRssMiB, 1)} | {Pct(m.ProxyCoreBusy)} | {(c is null ? "–" : $"{F(m.WarmupCounters?.JitMethods ?? double.NaN, 0)} → {F(c.JitMethods, 0)}")} | {(c is null ? "–" : $"{F(m.WarmupCounters?.JitSeconds ?? double.NaN, 2)} → {F(c.JitSeconds, 2)}")} | {(c is null ? "–" : $"{c.Gen0:F0}/{c.Gen1:F0}/{c.Gen2:F0}")} | {(c is null ? "–" : F(c.GcPauseSeconds * 1000 / Math.Max(1, c.Seconds), 2))} | {F(m.AllocatedBytesPerToken, 0)} |");
+                if (m.StateStore is { } store)
+                {
+                    md.AppendLine(CultureInfo.InvariantCulture,
+                        $"| {m.Target}: redis-server | {F(m.PassSeconds, 1)} | {m.Tokens:N0} | {F(store.CpuPerMillionTokens, 1)} | – | – | {F(store.PeakRssMiB, 1)} | (core {Target.ProxyCore}) | – | – | – | – | – |");
+                }
             }
 
             md.AppendLine();
+            if (rows.FirstOrDefault(m => m.Target == Resume) is { } resume)
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"Resumable streams: {ResumeFigures(r, resume)}.");
+                md.AppendLine();
+            }
         }
 
         md.AppendLine(CultureInfo.InvariantCulture, $"![event latency]({latencyPng})");
@@ -174,7 +199,7 @@ internal static class Report
 
     private static IEnumerable<(string Goal, string Measured, bool? Met)> Goals(BenchResults r)
     {
-        const string pass = "relay-passthrough";
+        const string pass = PassThrough;
         const string cadence = "relay-cadence";
         double F300(string target, Func<LoadMetrics, double> f) => Figure(r, target, "300x50", f);
 
@@ -190,6 +215,10 @@ internal static class Report
         var nginx = F300(Baseline, m => m.CpuPerMillionTokens);
         yield return ("CPU per M tokens, cadence off ≤ 1.0× plain YARP (300 × 50)", $"{F(cpu, 1)} vs {F(yarp, 1)} s ({Ratio(cpu, yarp)})", Met(cpu / yarp, cpu <= yarp));
         yield return ("CPU per M tokens, cadence off ≤ 2.0× nginx (300 × 50)", $"{F(cpu, 1)} vs {F(nginx, 1)} s ({Ratio(cpu, nginx)})", Met(cpu / nginx, cpu <= 2 * nginx));
+
+        var resume = F300(Resume, m => m.CpuPerMillionTokens);
+        yield return ("CPU per M tokens, resumable streams ≤ 1.3× Relay pass-through (300 × 50; redis-server on its own, no goal)",
+            r.Loads.FirstOrDefault(m => m.Target == Resume && m.Scenario == "300x50") is { } m300 ? ResumeFigures(r, m300) : "–", Met(resume / cpu, resume <= 1.3 * cpu));
 
         var c200 = Figure(r, cadence, "100x200", m => m.CpuPerMillionTokens);
         var p200 = Figure(r, pass, "100x200", m => m.CpuPerMillionTokens);

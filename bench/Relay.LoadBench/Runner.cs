@@ -132,6 +132,7 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
         {
             WarmupWindow = warmupWindow,
             Window = (p.Start, p.End),
+            StateStore = p.StateStore,
         });
     }
 
@@ -139,7 +140,10 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
     private sealed record Pass(
         DateTime Start, DateTime End, double Seconds, long Tokens, double ProxyCpuSeconds, double PeakRssMiB,
         double GeneratorCpuShare, double H2LoadCpuShare, double GeneratorCoreBusy, double ProxyCoreBusy,
-        List<Probe> Probes, List<string> Problems);
+        List<Probe> Probes, List<string> Problems)
+    {
+        public StateStoreMetrics? StateStore { get; init; }
+    }
 
     private sealed record Probe(int Seed, StreamResult Result)
     {
@@ -158,15 +162,19 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
         var proxyCore = CoreStat.Read(Target.ProxyCore);
         var generatorStart = ProcStat.Read(generator);
         var proxyStart = pids.Length > 0 ? ProcStat.Read(pids) : default;
+        int[] store = running.StateStore is { } redis ? [redis.Process.Pid] : [];
+        var storeStart = store.Length > 0 ? ProcStat.Read(store) : default;
         var start = DateTime.Now;
         var wall = System.Diagnostics.Stopwatch.StartNew();
         long peakRss = 0;
+        long storePeakRss = 0;
         using var stopSampling = new CancellationTokenSource();
         var sampler = pids.Length == 0 ? Task.CompletedTask : Task.Run(async () =>
         {
             while (!stopSampling.IsCancellationRequested)
             {
                 peakRss = Math.Max(peakRss, ProcStat.Read(pids).RssBytes);
+                storePeakRss = store.Length > 0 ? Math.Max(storePeakRss, ProcStat.Read(store).RssBytes) : 0;
                 await Task.Delay(200, CancellationToken.None);
             }
         });
@@ -196,6 +204,7 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
         await Task.WhenAll(loops);
         var seconds = wall.Elapsed.TotalSeconds;
         var proxyEnd = pids.Length > 0 ? ProcStat.Read(pids) : default;
+        var storeEnd = store.Length > 0 ? ProcStat.Read(store) : default;
         var generatorEnd = ProcStat.Read(generator);
         var generatorBusy = CoreStat.Share(generatorCore, CoreStat.Read(GeneratorCore));
         var proxyBusy = CoreStat.Share(proxyCore, CoreStat.Read(Target.ProxyCore));
@@ -236,7 +245,13 @@ internal sealed class Runner(BenchSettings settings, BenchPaths paths, BenchResu
             pids.Length > 0 ? peakRss / 1048576.0 : double.NaN,
             (generatorEnd.CpuSeconds - generatorStart.CpuSeconds + h2load.CpuSeconds) / seconds,
             h2load.CpuSeconds / seconds,
-            generatorBusy, proxyBusy, probes, [.. problems.Distinct().Take(5)]);
+            generatorBusy, proxyBusy, probes, [.. problems.Distinct().Take(5)])
+        {
+            StateStore = running.StateStore is { } stateStore
+                ? new StateStoreMetrics(storeEnd.CpuSeconds - storeStart.CpuSeconds, (storeEnd.CpuSeconds - storeStart.CpuSeconds) / tokens * 1_000_000,
+                    Math.Max(storePeakRss, storeEnd.RssBytes) / 1048576.0, await stateStore.UsedMemoryAsync() / 1048576.0)
+                : null,
+        };
     }
 
     /// <summary>The core of this process, MockInference and h2load (bench/run.sh pins them there).</summary>

@@ -58,6 +58,12 @@ internal sealed class StreamResult
 
     public bool Done { get; set; }
 
+    /// <summary>Relay's <c>Relay-Stream-Id</c> response header: set when the stream is resumable.</summary>
+    public string? StreamId { get; set; }
+
+    /// <summary>Events with a <c>data:</c> line but no <c>id:</c> line (every event of a resumable stream has one).</summary>
+    public int EventsWithoutId { get; set; }
+
     /// <summary>Receive time minus <c>mock_emitted_us</c>, one per event that carries it.</summary>
     public List<int> LatenciesUs { get; } = [];
 
@@ -142,6 +148,11 @@ internal sealed class StreamClient : IDisposable
                 result.RequestId = ids.FirstOrDefault();
             }
 
+            if (response.Headers.TryGetValues("Relay-Stream-Id", out var streamIds))
+            {
+                result.StreamId = streamIds.FirstOrDefault();
+            }
+
             if (response.StatusCode != HttpStatusCode.OK)
             {
                 var text = await response.Content.ReadAsStringAsync(CancellationToken.None);
@@ -218,6 +229,11 @@ internal sealed class StreamClient : IDisposable
             {
                 result.Error = "the stream ended without [DONE]";
             }
+            else if (_target.Resumable && (result.StreamId is null || result.EventsWithoutId > 0))
+            {
+                // Relay serves a resumable request as a plain stream when Redis is not connected: not what is measured.
+                result.Error = $"the stream is not resumable (Relay-Stream-Id header {(result.StreamId is null ? "missing" : "present")}, {result.EventsWithoutId} of {result.Events + (result.Done ? 1 : 0)} events without an id)";
+            }
             else if (spec.Behaviour != Behaviour.ReadAll)
             {
                 result.Error = $"the stream ended before the client's {spec.Behaviour}";
@@ -253,13 +269,16 @@ internal sealed class StreamClient : IDisposable
 
             var block = data.Slice(consumed, end);
             consumed += end + 2;
+            var (hasId, hasData) = (false, false);
             while (!block.IsEmpty)
             {
                 var newline = block.IndexOf((byte)'\n');
                 var line = newline < 0 ? block : block[..newline];
                 block = newline < 0 ? default : block[(newline + 1)..];
+                hasId |= line.StartsWith("id:"u8);
                 if (line.StartsWith("data:"u8))
                 {
+                    hasData = true;
                     var payload = line[5..];
                     if (!payload.IsEmpty && payload[0] == (byte)' ')
                     {
@@ -268,6 +287,11 @@ internal sealed class StreamClient : IDisposable
 
                     ParseData(payload.TrimEnd((byte)'\r'), nowUs, result);
                 }
+            }
+
+            if (hasData && !hasId)
+            {
+                result.EventsWithoutId++;
             }
         }
     }

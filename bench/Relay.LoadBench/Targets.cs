@@ -6,17 +6,33 @@ internal sealed record BenchPaths(string RepoRoot, string WorkDir, string MockUr
     public string Built(string project, string dll) => Path.Combine(RepoRoot, project, "bin", "Release", "net10.0", dll);
 }
 
-/// <summary>A started target: where to send requests and which process to measure (none for direct).</summary>
-internal sealed class RunningTarget(TargetProcess? process, string h1Url, string? h2Url) : IAsyncDisposable
+/// <summary>
+/// A started target: where to send requests and which process to measure (none for direct), and the state store it
+/// uses (redis-server for resumable streams), measured on its own line.
+/// </summary>
+internal sealed class RunningTarget(TargetProcess? process, string h1Url, string? h2Url, RedisServer? stateStore = null) : IAsyncDisposable
 {
     public TargetProcess? Process { get; } = process;
+
+    public RedisServer? StateStore { get; } = stateStore;
 
     public string H1Url { get; } = h1Url;
 
     /// <summary>Cleartext HTTP/2 (prior knowledge) address, where the target has one.</summary>
     public string? H2Url { get; } = h2Url;
 
-    public ValueTask DisposeAsync() => Process?.DisposeAsync() ?? ValueTask.CompletedTask;
+    public async ValueTask DisposeAsync()
+    {
+        if (Process is not null)
+        {
+            await Process.DisposeAsync();
+        }
+
+        if (StateStore is not null)
+        {
+            await StateStore.DisposeAsync();
+        }
+    }
 }
 
 /// <summary>
@@ -47,10 +63,16 @@ internal abstract class Target(string name, string description)
     /// <summary>Headers every request to this target carries (a gateway's routing headers).</summary>
     public virtual IReadOnlyDictionary<string, string> Headers { get; } = new Dictionary<string, string>();
 
+    /// <summary>Every stream must be resumable (a <c>Relay-Stream-Id</c> header, an <c>id:</c> on every event), or it is an error.</summary>
+    public virtual bool Resumable => false;
+
     /// <summary>JSON members added to <c>stream_options</c> (Relay's <c>chunk_size</c>).</summary>
     public virtual string StreamOptionsExtra => "";
 
     public virtual string? Unavailable(BenchPaths paths) => null;
+
+    /// <summary>Why this target skips a scenario that other targets run (<c>cancel</c>, <c>idle</c>, <c>stalled</c>), or null.</summary>
+    public virtual string? NotMeasured(string scenario) => null;
 
     public abstract Task<RunningTarget> StartAsync(BenchPaths paths);
 
@@ -85,6 +107,7 @@ internal abstract class Target(string name, string description)
         new DirectTarget(),
         new RelayTarget("relay-passthrough", "Relay, pass-through (stream_options.chunk_size 1)", passThrough: true),
         new RelayTarget("relay-cadence", "Relay, default cadence (8 tokens or 20 ms)", passThrough: false),
+        new RelayTarget("relay-resume", "Relay, pass-through, resumable streams (stream_options.resumable; Redis: redis-server on the proxy's core)", passThrough: true, resume: true),
         new PlainYarpTarget(),
         new NginxTarget(),
         new HaproxyTarget(),
@@ -101,11 +124,13 @@ internal sealed class DirectTarget() : Target("direct", "MockInference itself (t
     public override Task<RunningTarget> StartAsync(BenchPaths paths) => Task.FromResult(new RunningTarget(null, paths.MockUrl, H2Url));
 }
 
-internal sealed class RelayTarget(string name, string description, bool passThrough, IReadOnlyDictionary<string, string>? environment = null) : Target(name, description)
+internal sealed class RelayTarget(string name, string description, bool passThrough, IReadOnlyDictionary<string, string>? environment = null, bool resume = false) : Target(name, description)
 {
-    public override string StreamOptionsExtra => passThrough ? ",\"chunk_size\":1" : "";
+    public override string StreamOptionsExtra => (passThrough ? ",\"chunk_size\":1" : "") + (resume ? ",\"resumable\":true" : "");
 
     public override bool IsDotnet => true;
+
+    public override bool Resumable => resume;
 
     /// <summary>
     /// Relay in pass-through with other runtime settings (environment variables), for the runtime-settings
@@ -122,20 +147,57 @@ internal sealed class RelayTarget(string name, string description, bool passThro
         })];
 
     public override string? Unavailable(BenchPaths paths) =>
-        File.Exists(paths.Built("src/Relay", "Relay.dll")) ? null : "src/Relay is not built (bench/run.sh builds it)";
+        !File.Exists(paths.Built("src/Relay", "Relay.dll")) ? "src/Relay is not built (bench/run.sh builds it)"
+        : resume && RedisServer.Binary is null ? "redis-server is not installed (bench/setup.sh installs it)"
+        : null;
 
-    public override Task<RunningTarget> StartAsync(BenchPaths paths)
+    /// <summary>
+    /// A resumable stream outlives its client for <c>Resume:DetachedSeconds</c> by design, so the cancellation storm
+    /// (which times the upstream's abort) measures non-resumable streams only; the memory scenarios run on the
+    /// pass-through targets.
+    /// </summary>
+    public override string? NotMeasured(string scenario) => resume && scenario is "cancel" or "idle" or "stalled"
+        ? scenario == "cancel" ? "a resumable stream is not cancelled when its client leaves (Resume:DetachedSeconds)" : "memory scenarios run without resume"
+        : null;
+
+    public override async Task<RunningTarget> StartAsync(BenchPaths paths)
     {
         var (h1, h2) = (TargetProcess.FreePort(), TargetProcess.FreePort());
         var dll = environment?.GetValueOrDefault("RELAY_DLL") is { } other ? Path.GetFullPath(other, paths.RepoRoot) : paths.Built("src/Relay", "Relay.dll");
-        var process = TargetProcess.Start(Name, ProxyCore, Dir(paths, Name), "dotnet",
+        var dir = Dir(paths, Name);
+        List<string> args =
         [
             dll,
             "--urls", $"http://127.0.0.1:{h1}",
             "--H2cUrls", $"http://127.0.0.1:{h2}",
             "--Relay:Upstream:BaseUrl", paths.MockUrl,
-        ], environment);
-        return Listening(process, h1, h2);
+        ];
+        var env = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
+        RedisServer? redis = null;
+        if (resume)
+        {
+            // Redis beside the proxy (its cost is the deployment's too; measured on its own line), the route resumable,
+            // and the keys that Redis state requires (random per run, passed in the environment, not on the command line).
+            redis = await RedisServer.StartAsync(ProxyCore, dir);
+            args.AddRange(["--Relay:State:Redis", redis.ConnectionString, "--Relay:Resume:Enabled", "true"]);
+            env["Relay__Tickets__SigningKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            env["Relay__Tickets__EncryptionKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        }
+
+        try
+        {
+            var running = await Listening(TargetProcess.Start(Name, ProxyCore, dir, "dotnet", args, env), h1, h2);
+            return redis is null ? running : new RunningTarget(running.Process, running.H1Url, running.H2Url, redis);
+        }
+        catch
+        {
+            if (redis is not null)
+            {
+                await redis.DisposeAsync();
+            }
+
+            throw;
+        }
     }
 }
 
