@@ -111,6 +111,39 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         Assert.True(delays[^1] < 500, $"follower delays behind the live client (ms): {string.Join(", ", delays.Select(static d => d.ToString("F0", CultureInfo.InvariantCulture)))}");
     }
 
+    [RedisFact]
+    public async Task ManyFollowedStreams_OneLiveReadAtMostEveryFiveMs_EachPicksUpEverythingThatArrived_TheTextsAreWhole()
+    {
+        // 24 streams at 50 tokens/s followed on B: about 1,200 events a second. A read per event would be sent about
+        // as often (each naming all 24 streams); reads at most every 5 ms are at most 200 a second.
+        const int Streams = 24;
+        var starts = await Task.WhenAll(Enumerable.Range(0, Streams).Select(async i =>
+        {
+            var knobs = Knobs(seed: 60 + i, maxTokens: 100, tokensPerSecond: 50);
+            var live = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+            return (Live: live, Id: live.Headers.GetValues("Relay-Stream-Id").Single());
+        }));
+        var server = _admin!.GetServer(_admin.GetEndPoints()[0]);
+        await server.ConfigResetStatisticsAsync();
+        var clock = Stopwatch.StartNew();
+        var results = await Task.WhenAll(starts.Select(async s =>
+        {
+            var liveReading = ResumeClient.ReadAsync(s.Live);
+            using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, s.Id, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+            var events = await ResumeClient.ReadAsync(followed);
+            return (Live: ResumeClient.Text(await liveReading), Followed: ResumeClient.Text(events));
+        }));
+        var seconds = clock.Elapsed.TotalSeconds;
+        foreach (var s in starts)
+        {
+            s.Live.Dispose();
+        }
+
+        Assert.All(results, static r => Assert.Equal(r.Live, r.Followed));
+        var reads = Calls(server, "xread");
+        Assert.True(reads <= (200 * seconds) + 20, $"{reads} live reads in {seconds:F1} s");
+    }
+
     private static async Task ReadTimedAsync(HttpResponseMessage response, Dictionary<long, double> times, Stopwatch clock)
     {
         await using var stream = await response.Content.ReadAsStreamAsync();
