@@ -10,10 +10,14 @@ namespace Relay.Middleware.Resume;
 /// The resumable streams this instance relays, and its cancel channel: a cancel sent to any instance is published to
 /// the channel of the instance that owns the stream (<c>relay:resume:cancel:{instance}</c>), which stops it here.
 /// </summary>
-internal sealed partial class ResumableStreams(RedisState redis, ILogger<ResumableStreams> logger)
+internal sealed partial class ResumableStreams(RedisState redis, TimeProvider time, ILogger<ResumableStreams> logger) : IDisposable
 {
+    /// <summary>How long the instance's liveness key lives; it is renewed every third of that.</summary>
+    internal static readonly TimeSpan AliveLifetime = TimeSpan.FromSeconds(6);
+
     private readonly ConcurrentDictionary<string, ResumableStream> _local = new(StringComparer.Ordinal);
     private int _subscribed;
+    private ITimer? _alive;
 
     /// <summary>This process, among the instances that share Redis.</summary>
     public string InstanceId { get; } = Guid.NewGuid().ToString("N");
@@ -24,6 +28,46 @@ internal sealed partial class ResumableStreams(RedisState redis, ILogger<Resumab
         if (Volatile.Read(ref _subscribed) == 0)
         {
             _ = SubscribeAsync();
+        }
+
+        if (Volatile.Read(ref _alive) is null)
+        {
+            StartLiveness();
+        }
+        else
+        {
+            RenewLiveness(); // Also after Redis came back empty: a follower of this stream finds the key at once.
+        }
+    }
+
+    public void Dispose() => _alive?.Dispose();
+
+    /// <summary>
+    /// Keeps this instance's liveness key while the process runs (from its first resumable stream on): a follower on
+    /// another instance ends its reader with a final event when the instance relaying the stream died without ending it.
+    /// </summary>
+    private void StartLiveness()
+    {
+        var timer = time.CreateTimer(static s => ((ResumableStreams)s!).RenewLiveness(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        if (Interlocked.CompareExchange(ref _alive, timer, null) is not null)
+        {
+            timer.Dispose();
+            return;
+        }
+
+        RenewLiveness();
+        timer.Change(AliveLifetime / 3, AliveLifetime / 3);
+    }
+
+    private void RenewLiveness()
+    {
+        try
+        {
+            redis.Database.StringSet(ResumeKeys.Instance(InstanceId), 1, AliveLifetime, flags: StackExchange.Redis.CommandFlags.FireAndForget);
+        }
+        catch (Exception ex) when (ex is RedisException or StateStoreUnavailableException)
+        {
+            // Redis is down: followers cannot read either; the next renewal sets it again.
         }
     }
 

@@ -113,12 +113,13 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
         var aborted = context.RequestAborted;
         try
         {
-            var (_, refused) = await AuthorizeAsync(context, streamId, ticketIdentity);
+            var (meta, refused) = await AuthorizeAsync(context, streamId, ticketIdentity);
             if (refused)
             {
                 return;
             }
 
+            var owner = Field(meta, "owner") ?? "";
             var response = context.Response;
             response.StatusCode = StatusCodes.Status200OK;
             response.ContentType = "text/event-stream";
@@ -175,9 +176,23 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
 
                 if (time.GetElapsedTime(markedAt) >= ReaderMarkInterval || markedAt == long.MinValue)
                 {
-                    // This reader counts for the producer's detached time, wherever it runs.
+                    // This reader counts for the producer's detached time, wherever it runs; and the producer's instance
+                    // must still be alive: one that died without ending the stream would leave this reader waiting.
                     markedAt = time.GetTimestamp();
-                    await Redis.RunAsync(static (db, id) => db.StringSetAsync(ResumeKeys.Reader(id), 1, ReaderMarkLifetime), streamId);
+                    var alive = await Redis.RunAsync(static async (db, s) =>
+                    {
+                        var mark = db.StringSetAsync(ResumeKeys.Reader(s.streamId), 1, ReaderMarkLifetime);
+                        var owner = db.KeyExistsAsync(ResumeKeys.Instance(s.owner));
+                        await mark.ConfigureAwait(false);
+                        return await owner.ConfigureAwait(false);
+                    }, (streamId, owner));
+                    if (!alive)
+                    {
+                        Log.OwnerLost(logger, streamId);
+                        WriteOwnerLost(output);
+                        await output.FlushAsync(aborted);
+                        return;
+                    }
                 }
 
                 // Woken by the live feed's blocking read when an event arrives (at once when it has seen one already); the
@@ -221,6 +236,13 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
         return (meta, false);
     }
 
+    /// <summary>The final event of a reader whose stream's instance died: the stream ended as a shutdown would have ended it.</summary>
+    private static void WriteOwnerLost(IBufferWriter<byte> output)
+    {
+        var error = RelayErrorTable.ForFailedEnd(Cancellation.StreamEndReason.RelayShutdown);
+        ServerSentEvents.SseWriter.WriteErrorEvent(output, error.Message, error.Type, error.Code);
+    }
+
     private static string? Field(Dictionary<RedisValue, RedisValue> meta, string name) => meta.TryGetValue(name, out var value) ? (string?)value : null;
 
     private RedisState Redis => (RedisState)services.GetService(typeof(RedisState))!;
@@ -245,6 +267,9 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
     {
         [LoggerMessage(1530, LogLevel.Debug, "Resumable stream {StreamId} is read after event {Sequence}.", EventName = "ResumableStreamResumed")]
         public static partial void Resumed(ILogger logger, string streamId, long sequence);
+
+        [LoggerMessage(1533, LogLevel.Warning, "The instance that relayed resumable stream {StreamId} is gone without ending it; its reader here ends with relay_shutdown.", EventName = "ResumableStreamOwnerLost")]
+        public static partial void OwnerLost(ILogger logger, string streamId);
 
         [LoggerMessage(1531, LogLevel.Debug, "A cancel of resumable stream {StreamId} was published to its instance ({Receivers} receivers).", EventName = "ResumableStreamCancelSent")]
         public static partial void CancelSent(ILogger logger, string streamId, long receivers);

@@ -47,6 +47,9 @@ internal static class ResumeKeys
     /// <summary>Present (with a short TTL, renewed) while some instance serves a reader of the stream.</summary>
     public static RedisKey Reader(string streamId) => $"relay:resume:{{{streamId}}}:reader";
 
+    /// <summary>Present (with a short TTL, renewed) while the instance is alive: followers of its streams look at it.</summary>
+    public static RedisKey Instance(string instanceId) => $"relay:resume:instance:{instanceId}";
+
     public static RedisChannel CancelChannel(string instanceId) => RedisChannel.Literal($"relay:resume:cancel:{instanceId}");
 
     /// <summary>The Redis Stream entry id of an event: explicit, so that the SSE id maps to it without a lookup.</summary>

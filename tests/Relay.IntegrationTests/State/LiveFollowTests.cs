@@ -144,6 +144,43 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         Assert.True(reads <= (200 * seconds) + 20, $"{reads} live reads in {seconds:F1} s");
     }
 
+    [RedisFact]
+    public async Task InstanceRelayingTheStreamIsKilled_ItsFollowerOnB_EndsWithRelayShutdown_InsteadOfWaitingForever()
+    {
+        // A is a process killed with SIGKILL mid-stream: it never ends the stream (no final event, its state stays
+        // "running" until a safety expiry), so only its lapsed liveness key tells B's follower.
+        var environment = ResumableStreamTests.ResumeSettings(_redis!).Where(static kv => kv.Value is not null)
+            .ToDictionary(static kv => kv.Key.Replace(":", "__", StringComparison.Ordinal), static kv => kv.Value!);
+        var doomed = await RelayChildProcess.StartAsync(upstream.Url, environment);
+        var killed = false;
+        HttpResponseMessage? live = null;
+        try
+        {
+            live = await _client.SendAsync(ResumeClient.Start(doomed.Url, Knobs(seed: 44, maxTokens: 400, tokensPerSecond: 10)), HttpCompletionOption.ResponseHeadersRead);
+            var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
+            await ResumeClient.ReadAsync(live, take: 2);
+            using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, followed.StatusCode);
+            var reading = ResumeClient.ReadAsync(followed);
+            killed = true;
+            await doomed.DisposeAsync();
+            var clock = Stopwatch.StartNew();
+
+            var events = await reading.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(events.Count >= 3, $"{events.Count} events");
+            Assert.Equal("relay_shutdown", events[^1].ErrorCode);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the follower ended {clock.Elapsed.TotalSeconds:F1} s after the kill");
+        }
+        finally
+        {
+            live?.Dispose();
+            if (!killed)
+            {
+                await doomed.DisposeAsync();
+            }
+        }
+    }
+
     private static async Task ReadTimedAsync(HttpResponseMessage response, Dictionary<long, double> times, Stopwatch clock)
     {
         await using var stream = await response.Content.ReadAsStreamAsync();
