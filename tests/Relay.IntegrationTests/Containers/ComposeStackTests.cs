@@ -153,6 +153,7 @@ public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : 
         private readonly int _edgePort = FreePort.Next();
         private readonly int _relayPort = FreePort.Next();
         private readonly int _relayBPort = FreePort.Next();
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _containerIds = new();
 
         public string EdgeUrl => $"http://127.0.0.1:{_edgePort}";
 
@@ -177,8 +178,7 @@ public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : 
         /// <summary>The service's container once its healthcheck passed (a bounded poll of the engine's state).</summary>
         public async Task<ContainerInspectResponse> WaitHealthyAsync(string service)
         {
-            var id = (await RunAsync(TimeSpan.FromSeconds(30), "ps", "-q", service)).Trim();
-            Assert.False(string.IsNullOrEmpty(id), $"no container for the compose service {service}");
+            var id = await ContainerIdAsync(service);
             using var docker = DockerEngine.NewClient();
             var clock = Stopwatch.StartNew();
             while (true)
@@ -200,13 +200,16 @@ public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : 
         /// </summary>
         public async Task<string[][]> ServedByAsync(string[] models)
         {
+            using var docker = DockerEngine.NewClient();
             var clock = Stopwatch.StartNew();
             while (true)
             {
                 var logs = new Dictionary<string, string>();
                 foreach (var replica in Replicas)
                 {
-                    logs[replica] = await RunAsync(TimeSpan.FromSeconds(30), "logs", "--no-color", replica);
+                    using var stream = await docker.Containers.GetContainerLogsAsync(await ContainerIdAsync(replica), new ContainerLogsParameters { ShowStdout = true, ShowStderr = true });
+                    var (stdout, stderr) = await stream.ReadOutputToEndAsync(CancellationToken.None);
+                    logs[replica] = stdout + stderr;
                 }
 
                 var servedBy = models.Select(m => Replicas.Where(r => logs[r].Contains($"model {m},", StringComparison.Ordinal)).ToArray()).ToArray();
@@ -217,6 +220,24 @@ public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : 
 
                 await Task.Delay(TimeSpan.FromMilliseconds(250));
             }
+        }
+
+        /// <summary>The id of the service's container, from the labels Compose puts on it (asked once: the CLI takes seconds per call).</summary>
+        private async Task<string> ContainerIdAsync(string service)
+        {
+            if (_containerIds.TryGetValue(service, out var known))
+            {
+                return known;
+            }
+
+            using var docker = DockerEngine.NewClient();
+            var filter = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [$"com.docker.compose.project={Project}"] = true, [$"com.docker.compose.service={service}"] = true },
+            };
+            var containers = await docker.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter });
+            Assert.True(containers.Count == 1, $"{containers.Count} containers for the compose service {service}");
+            return _containerIds[service] = containers[0].ID;
         }
 
         public async Task DisposeAsync()
