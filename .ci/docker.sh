@@ -12,10 +12,12 @@
 #   SDK_IMAGE=relay-local/debian:bookworm  + PUBLISHED=artifacts/docker  (the apps, published here)
 #   RUNTIME_IMAGE=relay-local/dotnet-aspnet:10.0                          (Debian + this machine's .NET runtimes)
 #   NGINX_IMAGE=relay-local/nginx:stable                                  (Debian's nginx)
+#   REDIS_IMAGE=relay-local/redis:7                                       (Debian's redis-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly BASE=relay-local/debian:bookworm ASPNET=relay-local/dotnet-aspnet:10.0 NGINX=relay-local/nginx:stable
+readonly REDIS=relay-local/redis:7
 readonly DOCKERD_LOG=/var/log/relay-ci-dockerd.log DOCKERD_WAIT_S=${RELAY_DOCKERD_WAIT_S:-90}
 
 log() { echo "== docker: $*" >&2; }
@@ -78,6 +80,8 @@ build_base() {
     "${RELAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/tmp/relay-debootstrap.log 2>&1 \
     || { tail -n 20 /tmp/relay-debootstrap.log >&2; rm -rf "$root"; fail "debootstrap (log: /tmp/relay-debootstrap.log)"; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  # mktemp made it 0700, and the image's "/" keeps that mode: only root could enter it.
+  chmod 755 "$root"
   tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - "$BASE" >/dev/null || fail "docker import $BASE"
   rm -rf "$root"
 }
@@ -106,6 +110,12 @@ build_nginx() {
   quiet timeout 600 docker build -t "$NGINX" -f .ci/images/nginx.Dockerfile .ci/images || fail "docker build $NGINX"
 }
 
+build_redis() {
+  has_image "$REDIS" && return 0
+  log "building $REDIS (Debian's redis-server)"
+  quiet timeout 600 docker build -t "$REDIS" -f .ci/images/redis.Dockerfile .ci/images || fail "docker build $REDIS"
+}
+
 # The configuration CI has just built: `publish` (after .ci/run's build) copies it without compiling again, which
 # on a loaded 2-core machine saves minutes; a user building with the SDK image gets Release.
 readonly CONFIGURATION=${RELAY_PUBLISH_CONFIGURATION:-Debug}
@@ -126,6 +136,7 @@ images() {
   build_base
   build_aspnet
   build_nginx
+  build_redis
   log "engine and base images ready in $((SECONDS - start))s"
 }
 
@@ -138,6 +149,7 @@ export RELAY_TEST_DOCKER=1
 export RELAY_SDK_IMAGE=$BASE
 export RELAY_RUNTIME_IMAGE=$ASPNET
 export RELAY_NGINX_IMAGE=$NGINX
+export RELAY_REDIS_IMAGE=$REDIS
 export RELAY_PUBLISHED=artifacts/docker
 EXPORTS
 }

@@ -96,7 +96,7 @@ public sealed class ContainerStackFixture : IAsyncLifetime
         return builder.Build();
     }
 
-    /// <summary>The Dockerfiles' build arguments and the variables that set them (the same as docker-compose.yml's).</summary>
+    /// <summary>The Dockerfiles' build arguments and the variables that set them (as in docker-compose.yml, which also has REDIS_IMAGE from RELAY_REDIS_IMAGE for its Redis).</summary>
     internal static readonly (string Arg, string Variable)[] BuildArguments =
     [
         ("SDK_IMAGE", "RELAY_SDK_IMAGE"), ("RUNTIME_IMAGE", "RELAY_RUNTIME_IMAGE"), ("NGINX_IMAGE", "RELAY_NGINX_IMAGE"), ("PUBLISHED", "RELAY_PUBLISHED"),
