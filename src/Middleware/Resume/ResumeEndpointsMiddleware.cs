@@ -111,13 +111,16 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
     private async Task FollowAsync(HttpContext context, string streamId, long after, string? ticketIdentity)
     {
         var aborted = context.RequestAborted;
+        var startedAt = time.GetTimestamp();
         try
         {
-            var (_, refused) = await AuthorizeAsync(context, streamId, ticketIdentity);
+            var (meta, refused) = await AuthorizeAsync(context, streamId, ticketIdentity);
             if (refused)
             {
                 return;
             }
+
+            var cap = ResponseCapOf(meta, context, startedAt);
 
             var response = context.Response;
             response.StatusCode = StatusCodes.Status200OK;
@@ -130,6 +133,12 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
             var markedAt = long.MinValue;
             while (!aborted.IsCancellationRequested)
             {
+                if (cap?.Reached == true)
+                {
+                    await EndAtCapAsync(output, streamId, after, aborted);
+                    return;
+                }
+
                 // The state first: a stream that had ended before this read has nothing after what the read returns.
                 var state = (string?)await Redis.RunAsync(static (db, id) => db.HashGetAsync(ResumeKeys.Meta(id), "state"), streamId);
                 var entries = await Redis.RunAsync(static (db, s) => db.StreamRangeAsync(ResumeKeys.Events(s.streamId), $"({(string)ResumeKeys.EntryId(s.after)!}", "+", ReadBatch),
@@ -175,6 +184,28 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
         {
             // The reader left.
         }
+    }
+
+    /// <summary>
+    /// The stream's <see cref="ResumeOptions.MaxResponseSeconds"/>, from its record (this endpoint is outside any route:
+    /// the instance that started the stream stored its route's cap there), for this response.
+    /// </summary>
+    private ResponseCap? ResponseCapOf(Dictionary<RedisValue, RedisValue> meta, HttpContext context, long startedAt)
+    {
+        var cap = meta.TryGetValue(ResumeKeys.MaxResponseSecondsField, out var value) && value.TryParse(out double seconds) ? ResponseCap.For(seconds, context.Request, time, startedAt) : null;
+        if (cap is not null)
+        {
+            ResponseCap.PrepareHeaders(context.Response);
+        }
+
+        return cap;
+    }
+
+    /// <summary>The cap is reached, between two events: the response ends with a retry field and the client resumes after <paramref name="after"/>.</summary>
+    private async Task EndAtCapAsync(System.IO.Pipelines.PipeWriter output, string streamId, long after, CancellationToken aborted)
+    {
+        Log.FollowerCapped(logger, streamId, after);
+        await ResponseCap.WriteRetryAsync(output, aborted);
     }
 
     /// <summary>The stream's record, or a 404 / 401 written. The caller's credential (or ticket) must be the one that started the stream.</summary>
@@ -224,5 +255,8 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
 
         [LoggerMessage(1531, LogLevel.Debug, "A cancel of resumable stream {StreamId} was published to its instance ({Receivers} receivers).", EventName = "ResumableStreamCancelSent")]
         public static partial void CancelSent(ILogger logger, string streamId, long receivers);
+
+        [LoggerMessage(1532, LogLevel.Debug, "A resuming response of stream {StreamId} ended at its cap after event {Sequence}; the client resumes from there.", EventName = "ResumableStreamFollowerCapped")]
+        public static partial void FollowerCapped(ILogger logger, string streamId, long sequence);
     }
 }

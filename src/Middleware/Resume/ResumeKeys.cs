@@ -16,6 +16,9 @@ internal static class ResumeKeys
     public const string LastEventIdHeader = "Last-Event-ID";
     private const string IdPrefix = "rs_";
 
+    /// <summary>The meta hash field with the stream's <see cref="ResumeOptions.MaxResponseSeconds"/> (0: off).</summary>
+    public const string MaxResponseSecondsField = "max_response_seconds";
+
     public static string NewStreamId() => IdPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
 
     public static bool IsStreamId(ReadOnlySpan<char> value) => value.StartsWith(IdPrefix, StringComparison.Ordinal) && value.Length == IdPrefix.Length + 22
