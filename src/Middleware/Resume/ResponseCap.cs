@@ -63,10 +63,11 @@ internal sealed class ResponseCap
         => seconds > 0 && !HttpProtocol.IsHttp10(request.Protocol) && !HttpProtocol.IsHttp09(request.Protocol) ? new ResponseCap(seconds, time, startedAt) : null;
 
     /// <summary>
-    /// Before the headers: on HTTP/1.1 the continuation must come on a new connection. The response that starts the
-    /// stream ends while the generation goes on in its request, and HTTP/1.1 reads the next request on a connection only
-    /// after the current one is done; an edge may also cap a connection rather than a response. HTTP/2 and HTTP/3
-    /// streams end by themselves (END_STREAM) and forbid the header.
+    /// Before the headers of the response that starts a stream: on HTTP/1.1 the continuation must come on a new
+    /// connection. That response ends while the generation goes on in its request, and HTTP/1.1 reads the next request
+    /// on a connection only once the current request is done: a client that reused the connection would wait for the
+    /// whole generation. (A resuming response ends with its request: its connection stays reusable.) HTTP/2 and HTTP/3
+    /// end a stream by itself (END_STREAM) and forbid the header.
     /// </summary>
     public static void PrepareHeaders(HttpResponse response)
     {

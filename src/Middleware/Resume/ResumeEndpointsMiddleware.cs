@@ -191,15 +191,7 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
     /// the instance that started the stream stored its route's cap there), for this response.
     /// </summary>
     private ResponseCap? ResponseCapOf(Dictionary<RedisValue, RedisValue> meta, HttpContext context, long startedAt)
-    {
-        var cap = meta.TryGetValue(ResumeKeys.MaxResponseSecondsField, out var value) && value.TryParse(out double seconds) ? ResponseCap.For(seconds, context.Request, time, startedAt) : null;
-        if (cap is not null)
-        {
-            ResponseCap.PrepareHeaders(context.Response);
-        }
-
-        return cap;
-    }
+        => meta.TryGetValue(ResumeKeys.MaxResponseSecondsField, out var value) && value.TryParse(out double seconds) ? ResponseCap.For(seconds, context.Request, time, startedAt) : null;
 
     /// <summary>The cap is reached, between two events: the response ends with a retry field and the client resumes after <paramref name="after"/>.</summary>
     private async Task EndAtCapAsync(System.IO.Pipelines.PipeWriter output, string streamId, long after, CancellationToken aborted)

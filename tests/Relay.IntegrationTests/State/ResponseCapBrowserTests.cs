@@ -1,0 +1,58 @@
+using Relay.IntegrationTests.Infrastructure;
+
+namespace Relay.IntegrationTests.State;
+
+/// <summary>
+/// The test, in headless Chromium: a 12 s generation behind an edge that cuts responses at 5 s, with Relay at
+/// <c>Resume:MaxResponseSeconds</c> 4, ends in the page with the full text exactly once, and the upstream was called
+/// once; the edge cut nothing, since every response ended before its cap.
+/// </summary>
+[Collection(UpstreamCollection.Name)]
+public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream)
+{
+    [SkippableFact]
+    public async Task EventSourceOnATicketUrl_12sGenerationBehindA5sEdgeCap_PageEndsWithTheFullTextOnce_UpstreamCalledOnce_NothingCut()
+    {
+        SkipUnlessReady();
+        await using var stack = await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds: 4);
+        var result = await CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["eventsource", stack.Edge.Url, .. stack.ScriptArguments]);
+
+        Assert.Equal(0, stack.Edge.Cuts);
+        Assert.True(result.GetProperty("opens").GetInt32() >= 3, $"one response per 4 s of a 12 s stream: {result}");
+        var ids = result.GetProperty("ids").EnumerateArray().Select(static i => i.GetString()!).ToList();
+        Assert.Equal(Enumerable.Range(1, ids.Count).Select(static i => (long)i), ids.Select(static i => long.Parse(i[(i.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(await CappedEdgeStack.UncutTextAsync(upstream.Url), result.GetProperty("text").GetString());
+        Assert.Equal(1, await ResponseCapTests.UpstreamCallsAsync(upstream, stack.CountKey));
+    }
+
+    [SkippableFact]
+    public async Task Control_WithoutMaxResponseSeconds_TheEdgeCutsTheEventSourceResponse()
+    {
+        SkipUnlessReady();
+        await using var stack = await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds: 0);
+        var page = CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["eventsource", stack.Edge.Url, .. stack.ScriptArguments]);
+        // The stream still ends whole (EventSource resumes after a cut too), but only after the edge cut a response.
+        await page;
+        Assert.True(stack.Edge.Cuts >= 1, $"the edge cut {stack.Edge.Cuts} of {stack.Edge.Requests} responses");
+    }
+
+    [SkippableFact]
+    public async Task PlaygroundFetchMode_12sGenerationBehindA5sEdgeCap_ShowsTheFullTextOnce_UpstreamCalledOnce_NothingCut()
+    {
+        SkipUnlessReady();
+        await using var stack = await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds: 4);
+        var result = await CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["playground-fetch", stack.Edge.Url, .. stack.ScriptArguments]);
+
+        Assert.Equal("done", result.GetProperty("status").GetString());
+        Assert.Equal(0, stack.Edge.Cuts);
+        Assert.True(result.GetProperty("resumes").GetInt32() >= 2, $"one response per 4 s of a 12 s stream: {result}");
+        Assert.Equal(await CappedEdgeStack.UncutTextAsync(upstream.Url), result.GetProperty("text").GetString());
+        Assert.Equal(1, await ResponseCapTests.UpstreamCallsAsync(upstream, stack.CountKey));
+    }
+
+    private static void SkipUnlessReady()
+    {
+        Skip.If(RedisProcess.Binary is null, RedisProcess.MissingReason);
+        Skip.If(BrowserDriver.SkipReason is not null, BrowserDriver.SkipReason);
+    }
+}

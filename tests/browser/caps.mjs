@@ -1,0 +1,66 @@
+// A resumable stream behind an edge that caps each response's duration, in Debian's headless Chromium; Relay ends each
+// response before the cap (Resume:MaxResponseSeconds) and the page's client continues the stream. Prints one JSON line.
+//   node caps.mjs eventsource <url> <bearer key> <seed> <max tokens> <tokens per second> <count key>
+//     a page with EventSource on a ticket URL (it reconnects by itself, with Last-Event-ID):
+//     { text, ids, errors, opens }
+//   node caps.mjs playground-fetch <url> <bearer key> <seed> <max tokens> <tokens per second> <count key>
+//     the playground in fetch mode (it continues with GET /relay/v1/streams/{id}): { status, text, resumes, streamId }
+// The mock's knobs travel as request headers; <count key> lets the test ask the mock how often it was called.
+import { chromium } from 'playwright-core';
+
+const [mode, baseUrl, key, seed, maxTokens, tokensPerSecond, countKey] = process.argv.slice(2);
+const knobs = {
+  'x-mock-seed': seed, 'x-mock-max-tokens': maxTokens, 'x-mock-tokens-per-second': tokensPerSecond, 'x-mock-ttft-ms': '0',
+  'x-mock-fail-key': countKey,
+};
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+try {
+  if (mode === 'eventsource') {
+    const page = await browser.newPage();
+    await page.goto(baseUrl + '/');
+    await page.evaluate(async ({ key, knobs }) => {
+      const state = window.__caps = { text: '', ids: [], errors: 0, opens: 0, done: false };
+      const response = await fetch('/relay/v1/tickets', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + key, ...knobs },
+        body: JSON.stringify({ model: 'mock', stream: true, stream_options: { resumable: true }, messages: [{ role: 'user', content: 'Hi' }] }),
+      });
+      const { url } = await response.json();
+      const source = new EventSource(url);
+      source.onopen = () => { state.opens++; };
+      source.onmessage = event => {
+        state.ids.push(event.lastEventId);
+        if (event.data === '[DONE]') {
+          state.done = true;
+          source.close();
+          return;
+        }
+        state.text += JSON.parse(event.data).choices?.[0]?.delta?.content ?? '';
+      };
+      source.onerror = () => { state.errors++; };
+    }, { key, knobs });
+    await page.waitForFunction(() => window.__caps.done, null, { timeout: 90000 });
+    console.log(JSON.stringify(await page.evaluate(() => window.__caps)));
+  } else if (mode === 'playground-fetch') {
+    const page = await browser.newPage({ extraHTTPHeaders: knobs });
+    await page.goto(baseUrl + '/');
+    await page.selectOption('#mode', 'fetch');
+    await page.fill('#key', key);
+    await page.click('#start');
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 90000 });
+    console.log(JSON.stringify(await page.evaluate(() => ({
+      status: document.getElementById('status').textContent,
+      text: document.getElementById('output').textContent,
+      resumes: window.relayPlayground.resumes,
+      streamId: window.relayPlayground.lastStreamId,
+    }))));
+  } else {
+    throw new Error('unknown mode ' + mode);
+  }
+} finally {
+  await browser.close();
+}
