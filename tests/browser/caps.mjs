@@ -2,7 +2,8 @@
 // response before the cap (Resume:MaxResponseSeconds) and the page's client continues the stream. Prints one JSON line.
 //   node caps.mjs eventsource <url> <bearer key> <seed> <max tokens> <tokens per second> <count key>
 //     a page with EventSource on a ticket URL (it reconnects by itself, with Last-Event-ID):
-//     { text, ids, errors, opens }
+//     { text, ids, errors, opens, requestIds }; a ticket's request replays no header ending in "key", so the mock's
+//     count key stays behind and requestIds (the x-mock-request-id of every response) says how often it was called
 //   node caps.mjs playground-fetch <url> <bearer key> <seed> <max tokens> <tokens per second> <count key>
 //     the playground in fetch mode (it continues with GET /relay/v1/streams/{id}): { status, text, resumes, streamId }
 // The mock's knobs travel as request headers; <count key> lets the test ask the mock how often it was called.
@@ -21,6 +22,9 @@ const browser = await chromium.launch({
 try {
   if (mode === 'eventsource') {
     const page = await browser.newPage();
+    // The upstream request id of every response the page got (a resuming response has none: it never went upstream).
+    const requestIds = [];
+    page.on('response', r => { const id = r.headers()['x-mock-request-id']; if (id) requestIds.push(id); });
     await page.goto(baseUrl + '/');
     await page.evaluate(async ({ key, knobs }) => {
       const state = window.__caps = { text: '', ids: [], errors: 0, opens: 0, done: false };
@@ -44,7 +48,7 @@ try {
       source.onerror = () => { state.errors++; };
     }, { key, knobs });
     await page.waitForFunction(() => window.__caps.done, null, { timeout: 90000 });
-    console.log(JSON.stringify(await page.evaluate(() => window.__caps)));
+    console.log(JSON.stringify({ ...await page.evaluate(() => window.__caps), requestIds }));
   } else if (mode === 'playground-fetch') {
     const page = await browser.newPage({ extraHTTPHeaders: knobs });
     await page.goto(baseUrl + '/');

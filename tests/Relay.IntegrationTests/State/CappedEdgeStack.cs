@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Relay.IntegrationTests.Infrastructure;
+using Relay.Middleware.Accounting;
 
 namespace Relay.IntegrationTests.State;
 
@@ -17,8 +20,9 @@ internal sealed class CappedEdgeStack : IAsyncDisposable
     public const int TokensPerSecond = 50;
     public static readonly TimeSpan EdgeCap = TimeSpan.FromSeconds(5);
 
-    private CappedEdgeStack(RedisProcess redis, InProcessRelay relay, EdgeCapForwarder edge)
+    private CappedEdgeStack(RedisProcess redis, InProcessRelay relay, EdgeCapForwarder edge, ConcurrentQueue<StreamUsageRecord> usage)
     {
+        Usage = usage;
         Redis = redis;
         Relay = relay;
         Edge = edge;
@@ -29,6 +33,9 @@ internal sealed class CappedEdgeStack : IAsyncDisposable
     public InProcessRelay Relay { get; }
 
     public EdgeCapForwarder Edge { get; }
+
+    /// <summary>Relay's usage records: one per stream it relayed from the upstream.</summary>
+    public ConcurrentQueue<StreamUsageRecord> Usage { get; }
 
     /// <summary>The key the mock counts this stack's requests by.</summary>
     public string CountKey { get; } = "caps-" + Guid.NewGuid().ToString("N");
@@ -43,8 +50,9 @@ internal sealed class CappedEdgeStack : IAsyncDisposable
         var redis = await RedisProcess.StartAsync();
         var settings = ResponseCapTests.CappedSettings(redis, maxResponseSeconds, detachedSeconds: 30);
         settings["Relay:Playground:Enabled"] = "true"; // A page on Relay's origin.
-        var relay = await InProcessRelay.StartAsync(upstreamUrl, settings);
-        return new CappedEdgeStack(redis, relay, EdgeCapForwarder.Start(relay.Url, EdgeCap));
+        var usage = new ConcurrentQueue<StreamUsageRecord>();
+        var relay = await InProcessRelay.StartAsync(upstreamUrl, settings, services: s => s.AddSingleton<IStreamUsageSink>(new QueueSink(usage)));
+        return new CappedEdgeStack(redis, relay, EdgeCapForwarder.Start(relay.Url, EdgeCap), usage);
     }
 
     /// <summary>The text MockInference generates for the stack's seed, uncut, read straight from it.</summary>
