@@ -140,6 +140,37 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream) : IAsyncLifet
         Assert.Equal(1, await UpstreamCallsAsync(upstream, key));
         var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsFinished);
         Assert.False(MockUpstreamFixture.IsAborted(record), record.ToString()); // The readers kept it alive past DetachedSeconds (1 s).
+        // The relay loop ran to its end behind the ended response: a completed record of all 100 tokens.
+        await WaitAsync(() => _usage.FirstOrDefault(static u => u.EndReason == StreamEndReason.Completed && u.CompletionTokensGenerated == 100));
+        Assert.DoesNotContain(_a.Logs.GetSnapshot(), static r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
+    [RedisFact]
+    public async Task OverHttp2_ACappedResponseEndsItsStreamWithoutConnectionClose_AndTheStreamResumesWhole()
+    {
+        await using var h2 = await InProcessRelay.StartAsync(upstream.Url, CappedSettings(_redis!, Cap.TotalSeconds), h2c: true);
+        using var client = new HttpClient();
+        var key = NewKey();
+        var clock = Stopwatch.StartNew();
+        using var response = await client.SendAsync(Http2(ResumeClient.Start(h2.H2cUrl!, Knobs(41, maxTokens: 60, tokensPerSecond: 25, key))), HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpVersion.Version20, response.Version);
+        var streamId = response.Headers.GetValues("Relay-Stream-Id").Single();
+        var first = await CappedRead.ReadAsync(response, clock); // END_STREAM: the read ends.
+        Assert.Equal("retry: 250", first.Blocks[^1]);
+        Assert.InRange(first.Elapsed, Cap, Cap + Slack);
+        Assert.False(response.Headers.Contains("Connection"));
+
+        var events = first.Events;
+        while (events is not [.., { Data: "[DONE]" }])
+        {
+            clock.Restart();
+            using var resumed = await client.SendAsync(Http2(ResumeClient.Resume(h2.H2cUrl!, streamId, events[^1].Id)), HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpVersion.Version20, resumed.Version);
+            events = [.. events, .. (await CappedRead.ReadAsync(resumed, clock)).Events];
+        }
+
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(static i => (long)i), events.Select(static e => e.Sequence));
+        Assert.Equal(1, await UpstreamCallsAsync(upstream, key));
     }
 
     [RedisFact]
@@ -178,6 +209,13 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream) : IAsyncLifet
         Assert.Equal("[DONE]", read.Events[^1].Data);
         Assert.DoesNotContain(read.Blocks, static b => b.StartsWith("retry:", StringComparison.Ordinal));
         Assert.NotEqual(true, response.Headers.ConnectionClose);
+    }
+
+    private static HttpRequestMessage Http2(HttpRequestMessage request)
+    {
+        request.Version = HttpVersion.Version20;
+        request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        return request;
     }
 
     private static string NewKey() => "caps-" + Guid.NewGuid().ToString("N");
