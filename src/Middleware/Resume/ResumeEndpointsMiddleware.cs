@@ -120,6 +120,7 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
                 return;
             }
 
+            // Checked between reads: a read that waits for new events must not wait past cap.Remaining.
             var cap = ResponseCapOf(meta, context, startedAt);
 
             var response = context.Response;

@@ -8,7 +8,7 @@ namespace Relay.IntegrationTests.State;
 /// once; the edge cut nothing, since every response ended before its cap.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream)
+public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output)
 {
     [SkippableFact]
     public async Task EventSourceOnATicketUrl_12sGenerationBehindA5sEdgeCap_PageEndsWithTheFullTextOnce_UpstreamCalledOnce_NothingCut()
@@ -16,6 +16,7 @@ public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream)
         SkipUnlessReady();
         await using var stack = await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds: 4);
         var result = await CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["eventsource", stack.Edge.Url, .. stack.ScriptArguments]);
+        output.WriteLine($"EventSource: {result.GetProperty("opens")} responses, {result.GetProperty("ids").GetArrayLength()} events; edge: {stack.Edge.Requests} requests, {stack.Edge.Responses} responses ended, {stack.Edge.Cuts} cut");
 
         Assert.Equal(0, stack.Edge.Cuts);
         Assert.True(result.GetProperty("opens").GetInt32() >= 3, $"one response per 4 s of a 12 s stream: {result}");
@@ -46,6 +47,7 @@ public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream)
         var page = CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["eventsource", stack.Edge.Url, .. stack.ScriptArguments]);
         // The stream still ends whole (EventSource resumes after a cut too), but only after the edge cut a response.
         await page;
+        output.WriteLine($"edge: {stack.Edge.Requests} requests, {stack.Edge.Responses} responses ended, {stack.Edge.Cuts} cut");
         Assert.True(stack.Edge.Cuts >= 1, $"the edge cut {stack.Edge.Cuts} of {stack.Edge.Requests} responses");
     }
 
@@ -55,6 +57,7 @@ public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream)
         SkipUnlessReady();
         await using var stack = await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds: 4);
         var result = await CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["playground-fetch", stack.Edge.Url, .. stack.ScriptArguments]);
+        output.WriteLine($"playground fetch: {result.GetProperty("resumes")} resumes; edge: {stack.Edge.Requests} requests, {stack.Edge.Responses} responses ended, {stack.Edge.Cuts} cut");
 
         Assert.Equal("done", result.GetProperty("status").GetString());
         Assert.Equal(0, stack.Edge.Cuts);

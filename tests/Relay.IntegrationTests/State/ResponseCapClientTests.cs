@@ -8,7 +8,7 @@ namespace Relay.IntegrationTests.State;
 /// it, the stream stops at the first response's end.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapClientTests(MockUpstreamFixture upstream)
+public sealed class ResponseCapClientTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly string? NodeFolder = NodeScript.FindFolder("openai-node", "resumable.mjs");
 
@@ -58,6 +58,10 @@ public sealed class ResponseCapClientTests(MockUpstreamFixture upstream)
         return await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds);
     }
 
-    private static Task<System.Text.Json.JsonElement> RunAsync(CappedEdgeStack stack, string mode)
-        => CappedEdgeStack.RunNodeAsync(NodeFolder!, "resumable.mjs", [mode, .. stack.ScriptArguments], new Dictionary<string, string> { ["RELAY_URL"] = stack.Edge.Url });
+    private async Task<System.Text.Json.JsonElement> RunAsync(CappedEdgeStack stack, string mode)
+    {
+        var result = await CappedEdgeStack.RunNodeAsync(NodeFolder!, "resumable.mjs", [mode, .. stack.ScriptArguments], new Dictionary<string, string> { ["RELAY_URL"] = stack.Edge.Url });
+        output.WriteLine($"npm openai ({mode}): {result.GetProperty("chunks")} chunks, {result.GetProperty("content").GetString()!.Length} characters, {result.GetProperty("resumes").GetArrayLength()} resumes, error {result.GetProperty("error")}; edge: {stack.Edge.Requests} requests, {stack.Edge.Responses} responses ended, {stack.Edge.Cuts} cut");
+        return result;
+    }
 }
