@@ -27,6 +27,19 @@ public sealed class ResponseCapClientTests(MockUpstreamFixture upstream, Xunit.A
     }
 
     [SkippableFact]
+    public async Task NpmOpenAI_WithTheResumableFetch_ResponsesCutByTheEdge_AreResumedToo_TextExact()
+    {
+        await using var stack = await StartAsync(maxResponseSeconds: 0); // No cap: the edge cuts the responses (wherever the bytes are).
+        var result = await RunAsync(stack, "helper");
+
+        Assert.True(stack.Edge.Cuts >= 1);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, result.GetProperty("error").ValueKind);
+        Assert.Contains(result.GetProperty("resumes").EnumerateArray(), static r => r.GetProperty("reason").GetString() == "failed");
+        Assert.Equal(await CappedEdgeStack.UncutTextAsync(upstream.Url), result.GetProperty("content").GetString());
+        Assert.Equal(1, await ResponseCapTests.UpstreamCallsAsync(upstream, stack.CountKey));
+    }
+
+    [SkippableFact]
     public async Task Control_NpmOpenAI_WithoutTheHelper_ReadsATruncatedStream()
     {
         await using var stack = await StartAsync(maxResponseSeconds: 4);
