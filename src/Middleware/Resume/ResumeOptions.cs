@@ -21,7 +21,7 @@ public sealed class ResumeOptions
 
     /// <summary>
     /// The longest one HTTP response of a resumable stream lasts, for an edge or load balancer that cuts longer responses
-    /// (Cloudflare Workers: 30 s free, 60 s paid): before it, the response ends cleanly at an event boundary with a short
+    /// (Cloudflare Workers: 30 s free, 60 s paid): at it, the response ends cleanly at an event boundary with a short
     /// <c>retry:</c>, the generation goes on, and the client resumes with <c>Last-Event-ID</c> (EventSource by itself).
     /// Applies to the response that starts the stream and to every resuming one. Set it a few seconds below the edge's
     /// cap. Default 0: off.
