@@ -16,7 +16,7 @@ namespace Relay.IntegrationTests.State;
 /// on an instance whose own route has no cap (the stream's record carries it). Relay A's route has a 1 s cap; B's none.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan Cap = TimeSpan.FromSeconds(1);
 
@@ -93,6 +93,7 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream) : IAsyncLifet
         // Read to its end: a chunked body cut before its last chunk would throw here instead.
         var read = await CappedRead.ReadAsync(response, clock);
 
+        output.WriteLine($"the capped response ended after {read.Elapsed.TotalMilliseconds:F0} ms (cap {Cap.TotalMilliseconds:F0} ms), {read.Events.Count} events");
         Assert.InRange(read.Elapsed, Cap, Cap + Slack); // The stream lasts 4 s.
         Assert.True(response.Headers.ConnectionClose, "the continuation must come on a new connection");
         Assert.Equal("retry: 250", read.Blocks[^1]);
@@ -126,6 +127,7 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream) : IAsyncLifet
             reads.Add(await CappedRead.ReadAsync(resumed, clock));
         }
 
+        output.WriteLine($"{reads.Count} responses, each ended after (ms): {string.Join(", ", reads.Select(static r => r.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))}");
         Assert.True(reads.Count >= 3, $"{reads.Count} responses");
         Assert.All(reads.SkipLast(1), r =>
         {
