@@ -6,6 +6,7 @@
 //     count key stays behind and requestIds (the x-mock-request-id of every response) says how often it was called
 //   node caps.mjs playground-fetch <url> <bearer key> <seed> <max tokens> <tokens per second> <count key>
 //     the playground in fetch mode (it continues with GET /relay/v1/streams/{id}): { status, text, resumes, streamId }
+//   node caps.mjs playground-stop-<fetch|eventsource> <url> ...: starts a reply in the playground and presses Stop: { status }
 // The mock's knobs travel as request headers; <count key> lets the test ask the mock how often it was called.
 import { chromium } from 'playwright-core';
 
@@ -62,6 +63,16 @@ try {
       resumes: window.relayPlayground.resumes,
       streamId: window.relayPlayground.lastStreamId,
     }))));
+  } else if (mode === 'playground-stop-fetch' || mode === 'playground-stop-eventsource') {
+    // Stop mid-reply: a resumable stream outlives its client, so Stop must cancel it.
+    const page = await browser.newPage({ extraHTTPHeaders: knobs });
+    await page.goto(baseUrl + '/');
+    await page.selectOption('#mode', mode.slice('playground-stop-'.length));
+    await page.fill('#key', key);
+    await page.click('#start');
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 30000 });
+    await page.click('#stop');
+    console.log(JSON.stringify({ status: await page.evaluate(() => document.getElementById('status').textContent) }));
   } else {
     throw new Error('unknown mode ' + mode);
   }

@@ -66,6 +66,26 @@ public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream, Xunit.
         Assert.Equal(1, await ResponseCapTests.UpstreamCallsAsync(upstream, stack.CountKey));
     }
 
+    [SkippableTheory]
+    [InlineData("fetch")]
+    [InlineData("eventsource")]
+    public async Task PlaygroundStop_OnAResumableStream_CancelsTheGeneration(string mode)
+    {
+        SkipUnlessReady();
+        await using var stack = await CappedEdgeStack.StartAsync(upstream.Url, maxResponseSeconds: 4);
+        var result = await CappedEdgeStack.RunNodeAsync(BrowserDriver.Directory!, "caps.mjs", ["playground-stop-" + mode, stack.Edge.Url, .. stack.ScriptArguments]);
+        Assert.Equal("stopped", result.GetProperty("status").GetString());
+
+        // A resumable stream does not stop when its client leaves (it would generate on for DetachedSeconds): Stop cancels it.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (stack.Usage.IsEmpty && clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(Relay.Middleware.Cancellation.StreamEndReason.CancelledByRequest, Assert.Single(stack.Usage).EndReason);
+    }
+
     private static void SkipUnlessReady()
     {
         Skip.If(RedisProcess.Binary is null, RedisProcess.MissingReason);
