@@ -143,10 +143,7 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
         }
 
         var resume = options.Resume;
-        if (resume.DetachedSeconds < 0 || double.IsNaN(resume.DetachedSeconds) || resume.RetentionSeconds <= 0 || double.IsNaN(resume.RetentionSeconds) || resume.MaxEvents < 1)
-        {
-            failures.Add("Relay:Resume: DetachedSeconds must be zero or positive, RetentionSeconds positive and MaxEvents at least 1.");
-        }
+        failures.AddRange(Resume.ResumeOptionsRules.Problems(resume, "Relay:Resume:"));
 
         if (string.IsNullOrWhiteSpace(options.State.Redis))
         {

@@ -55,6 +55,11 @@ internal sealed class RelayTransformProvider : ITransformProvider
             return;
         }
 
+        foreach (var problem in Relay.Middleware.Resume.ResumeOptionsRules.Problems(settings.Resume, "Relay.Resume."))
+        {
+            context.Errors.Add(new ArgumentException($"Route '{context.Route.RouteId}': {problem}"));
+        }
+
         // A route that lets the upstream own CORS ignores the default allowed origins; naming its own as well is a contradiction.
         var ownOrigins = context.Route.Metadata?.Keys.Any(static k => k.StartsWith("Relay.Cors.AllowedOrigins", StringComparison.OrdinalIgnoreCase)) == true;
         if (settings.Cors.PassUpstreamHeaders && ownOrigins)

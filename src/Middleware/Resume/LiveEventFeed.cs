@@ -296,7 +296,7 @@ internal sealed partial class LiveEventFeed(RedisState redis, ResumableStreams s
 
     private static partial class Log
     {
-        [LoggerMessage(1532, LogLevel.Debug, "The live read of resumable streams failed ({Failure}); followers fall back on their own timeout until it works again.", EventName = "ResumeLiveReadFailed")]
+        [LoggerMessage(1534, LogLevel.Debug, "The live read of resumable streams failed ({Failure}); followers fall back on their own timeout until it works again.", EventName = "ResumeLiveReadFailed")]
         public static partial void ReadFailed(ILogger logger, string failure);
     }
 }

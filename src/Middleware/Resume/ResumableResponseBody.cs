@@ -10,10 +10,12 @@ namespace Relay.Middleware.Resume;
 /// straight to the server's writer. A resumable stream's writes are held until the flush, split into events, and each
 /// event goes to <see cref="ResumableStream.Emit"/> (numbered, kept in Redis, written to the client with its id);
 /// comments (heartbeats) go to the client only. When the client is gone, flushes still succeed: the relay loop goes on
-/// generating for the readers that will resume, instead of ending the stream as a client cancel.
+/// generating for the readers that will resume, instead of ending the stream as a client cancel. With a
+/// <see cref="ResponseCap"/>, the client's response ends when the cap is reached, between two events, and the stream
+/// goes on detached, as if the client had left.
 /// </summary>
 /// <remarks>Relay's chat pipeline writes whole events, each ending with a blank line (<c>\n\n</c>); a partial event waits for the next flush.</remarks>
-internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func<ResumableStream?> activate) : IHttpResponseBodyFeature
+internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func<ResumableStream?> activate, ResponseCap? cap = null) : IHttpResponseBodyFeature
 {
     private TeeWriter? _writer;
 
@@ -21,7 +23,7 @@ internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func
 
     public Stream Stream => inner.Stream;
 
-    public PipeWriter Writer => _writer ??= new TeeWriter(inner.Writer, activate);
+    public PipeWriter Writer => _writer ??= new TeeWriter(inner, activate, cap);
 
     public void DisableBuffering() => inner.DisableBuffering();
 
@@ -31,6 +33,9 @@ internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func
         => inner.SendFileAsync(path, offset, count, cancellationToken);
 
     public Task CompleteAsync() => inner.CompleteAsync();
+
+    /// <summary>After the relay loop: the cap no longer ends the response (it ends now, or has ended).</summary>
+    public Task StopCapAsync() => _writer?.StopCapAsync() ?? Task.CompletedTask;
 
     /// <summary>Writes the final event of a stopped stream to its still-attached client.</summary>
     public async Task WriteFinalAsync(ResumableStream stream)
@@ -50,12 +55,18 @@ internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func
         }
     }
 
-    private sealed class TeeWriter(PipeWriter client, Func<ResumableStream?> activate) : PipeWriter
+    private sealed class TeeWriter(IHttpResponseBodyFeature response, Func<ResumableStream?> activate, ResponseCap? cap) : PipeWriter
     {
+        private readonly PipeWriter client = response.Writer;
         private byte[] _buffer = [];
         private int _length;
         private int _mode; // 0: undecided, 1: pass-through, 2: tee.
         private ResumableStream? _stream;
+
+        // With a cap: its timer, and the gate that keeps the end of the response between two flushes (never mid-event).
+        private SemaphoreSlim? _gate;
+        private ITimer? _capTimer;
+        private bool _capStopped;
 
         private bool Tee
         {
@@ -65,6 +76,11 @@ internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func
                 {
                     _stream = activate();
                     _mode = _stream is null ? 1 : 2;
+                    if (_stream is not null && cap is not null)
+                    {
+                        _gate = new SemaphoreSlim(1, 1);
+                        _capTimer = cap.StartTimer(static s => _ = ((TeeWriter)s!).EndAtCapAsync(), this);
+                    }
                 }
 
                 return _mode == 2;
@@ -123,7 +139,66 @@ internal sealed class ResumableResponseBody(IHttpResponseBodyFeature inner, Func
             return _buffer.AsMemory(_length);
         }
 
-        private async ValueTask<FlushResult> FlushEventsAsync(CancellationToken cancellationToken)
+        public async Task StopCapAsync()
+        {
+            if (_gate is null)
+            {
+                return;
+            }
+
+            await _gate.WaitAsync().ConfigureAwait(false);
+            _capStopped = true;
+            _gate.Release();
+            _capTimer!.Dispose();
+        }
+
+        /// <summary>
+        /// The cap is reached: the client's response ends here, after the last whole event, with a retry field; the
+        /// stream goes on detached (Resume:DetachedSeconds, unless a reader resumes it).
+        /// </summary>
+        private async Task EndAtCapAsync()
+        {
+            var stream = _stream!;
+            await _gate!.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                if (_capStopped || !stream.Attached)
+                {
+                    return;
+                }
+
+                stream.Detach(atResponseCap: true);
+                client.Write(ResponseCap.RetryBlock);
+                // The body ends as a normal one (HTTP/1.1's last chunk, HTTP/2's END_STREAM) while the request goes on.
+                await response.CompleteAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+            {
+                // The client left meanwhile: it resumes, or the detached time ends the stream.
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        private ValueTask<FlushResult> FlushEventsAsync(CancellationToken cancellationToken)
+            => _gate is null ? FlushEventsCoreAsync(cancellationToken) : FlushEventsGatedAsync(cancellationToken);
+
+        private async ValueTask<FlushResult> FlushEventsGatedAsync(CancellationToken cancellationToken)
+        {
+            await _gate!.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                return await FlushEventsCoreAsync(cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        private async ValueTask<FlushResult> FlushEventsCoreAsync(CancellationToken cancellationToken)
         {
             var stream = _stream!;
             var attached = stream.Attached;

@@ -54,7 +54,9 @@ internal sealed partial class ResumableStream : IDisposable
     {
         var db = _redis.Database;
         var meta = ResumeKeys.Meta(Id);
-        db.HashSet(meta, [new("owner", instanceId), new("identity", identity), new("ticket", ticketIdentity ?? ""), new("state", "running")], CommandFlags.FireAndForget);
+        // The cap on one response, for the resuming responses too: they are served by an endpoint outside any route.
+        db.HashSet(meta, [new("owner", instanceId), new("identity", identity), new("ticket", ticketIdentity ?? ""), new("state", "running"),
+            new(ResumeKeys.MaxResponseSecondsField, _options.MaxResponseSeconds)], CommandFlags.FireAndForget);
         // Not forever if this instance dies mid-stream: the longest a request may last, then the retention.
         db.KeyExpire(meta, SafetyExpiry, CommandFlags.FireAndForget);
     }
@@ -99,15 +101,26 @@ internal sealed partial class ResumableStream : IDisposable
         output.Write("\n\n"u8);
     }
 
-    /// <summary>The client went away: generation goes on, until the detached time passes with no reader on any instance.</summary>
-    public void Detach()
+    /// <summary>
+    /// The client went away, or its response ended at <see cref="ResumeOptions.MaxResponseSeconds"/>: generation goes
+    /// on, until the detached time passes with no reader on any instance.
+    /// </summary>
+    public void Detach(bool atResponseCap = false)
     {
         if (Interlocked.Exchange(ref _attached, 0) == 0)
         {
             return;
         }
 
-        Log.Detached(_logger, Id, _options.DetachedSeconds);
+        if (atResponseCap)
+        {
+            Log.ResponseCapped(_logger, Id, _options.MaxResponseSeconds, Volatile.Read(ref _sequence));
+        }
+        else
+        {
+            Log.Detached(_logger, Id, _options.DetachedSeconds);
+        }
+
         _detachedTimer = _time.CreateTimer(static s => _ = ((ResumableStream)s!).OnDetachedDeadlineAsync(), this,
             TimeSpan.FromSeconds(_options.DetachedSeconds), Timeout.InfiniteTimeSpan);
     }
@@ -209,6 +222,9 @@ internal sealed partial class ResumableStream : IDisposable
 
         [LoggerMessage(1511, LogLevel.Information, "Resumable stream {StreamId} was stopped: {Reason}.", EventName = "ResumableStreamStopped")]
         public static partial void Stopped(ILogger logger, string streamId, StreamEndReason reason);
+
+        [LoggerMessage(1513, LogLevel.Debug, "The response of resumable stream {StreamId} ended at its cap of {MaxResponseSeconds} s after event {Sequence}; generation goes on for the client to resume.", EventName = "ResumableStreamResponseCapped")]
+        public static partial void ResponseCapped(ILogger logger, string streamId, double maxResponseSeconds, long sequence);
 
         [LoggerMessage(1512, LogLevel.Warning, "Resumable stream {StreamId}: Redis did not take an event ({Failure}); a resume may miss it.", EventName = "ResumableStreamStoreFailed")]
         public static partial void StoreFailed(ILogger logger, string streamId, string failure);

@@ -36,8 +36,10 @@ internal sealed class ResumableStreamMiddleware(RequestDelegate next, RouteSetti
 
     private async Task InvokeCoreAsync(HttpContext context, ResumeOptions resume, IHttpRequestLifetimeFeature clientLifetime, IHttpResponseBodyFeature body)
     {
+        var startedAt = time.GetTimestamp();
         var redis = (RedisState)services.GetService(typeof(RedisState))!;
         var streams = (ResumableStreams)services.GetService(typeof(ResumableStreams))!;
+        var cap = ResponseCap.For(resume.MaxResponseSeconds, context.Request, time, startedAt);
         ResumableStream? stream = null;
         var decided = false;
         ResumableStream? Activate()
@@ -65,12 +67,16 @@ internal sealed class ResumableStreamMiddleware(RequestDelegate next, RouteSetti
             if (!response.HasStarted)
             {
                 response.Headers[ResumeKeys.HeaderName] = stream.Id;
+                if (cap is not null)
+                {
+                    ResponseCap.PrepareHeaders(response);
+                }
             }
 
             return stream;
         }
 
-        var tee = new ResumableResponseBody(body, Activate);
+        var tee = new ResumableResponseBody(body, Activate, cap);
         using var lifetime = new DetachableRequestLifetime(clientLifetime, () => decided ? stream : null);
         context.Features.Set<IHttpResponseBodyFeature>(tee);
         context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
@@ -86,6 +92,7 @@ internal sealed class ResumableStreamMiddleware(RequestDelegate next, RouteSetti
             context.Features.Set(clientLifetime);
             if (stream is not null)
             {
+                await tee.StopCapAsync();
                 await tee.WriteFinalAsync(stream);
                 stream.End();
                 streams.Remove(stream);

@@ -111,6 +111,7 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
     private async Task FollowAsync(HttpContext context, string streamId, long after, string? ticketIdentity)
     {
         var aborted = context.RequestAborted;
+        var startedAt = time.GetTimestamp();
         try
         {
             var (meta, refused) = await AuthorizeAsync(context, streamId, ticketIdentity);
@@ -120,6 +121,9 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
             }
 
             var owner = Field(meta, "owner") ?? "";
+            // Checked between reads; a wait for new events does not go past cap.Remaining.
+            var cap = ResponseCapOf(meta, context, startedAt);
+
             var response = context.Response;
             response.StatusCode = StatusCodes.Status200OK;
             response.ContentType = "text/event-stream";
@@ -132,6 +136,12 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
             using var follower = Feed.Follow(streamId, after);
             while (!aborted.IsCancellationRequested)
             {
+                if (cap?.Reached == true)
+                {
+                    await EndAtCapAsync(output, streamId, after, aborted);
+                    return;
+                }
+
                 var entries = await ReadAfterAsync(streamId, after);
                 if (entries.Length == 0)
                 {
@@ -197,7 +207,7 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
 
                 // Woken by the live feed's blocking read when an event arrives (at once when it has seen one already); the
                 // timeout renews the reader mark and notices a stream whose producer died (its state expires).
-                await follower.WaitAsync(after, ReaderMarkInterval, aborted);
+                await follower.WaitAsync(after, cap is null || cap.Remaining > ReaderMarkInterval ? ReaderMarkInterval : cap.Remaining, aborted);
             }
         }
         catch (StateStoreUnavailableException)
@@ -209,6 +219,20 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
         {
             // The reader left.
         }
+    }
+
+    /// <summary>
+    /// The stream's <see cref="ResumeOptions.MaxResponseSeconds"/>, from its record (this endpoint is outside any route:
+    /// the instance that started the stream stored its route's cap there), for this response.
+    /// </summary>
+    private ResponseCap? ResponseCapOf(Dictionary<RedisValue, RedisValue> meta, HttpContext context, long startedAt)
+        => meta.TryGetValue(ResumeKeys.MaxResponseSecondsField, out var value) && value.TryParse(out double seconds) ? ResponseCap.For(seconds, context.Request, time, startedAt) : null;
+
+    /// <summary>The cap is reached, between two events: the response ends with a retry field and the client resumes after <paramref name="after"/>.</summary>
+    private async Task EndAtCapAsync(System.IO.Pipelines.PipeWriter output, string streamId, long after, CancellationToken aborted)
+    {
+        Log.FollowerCapped(logger, streamId, after);
+        await ResponseCap.WriteRetryAsync(output, aborted);
     }
 
     /// <summary>The stream's record, or a 404 / 401 written. The caller's credential (or ticket) must be the one that started the stream.</summary>
@@ -273,5 +297,8 @@ internal sealed partial class ResumeEndpointsMiddleware(RequestDelegate next, IO
 
         [LoggerMessage(1531, LogLevel.Debug, "A cancel of resumable stream {StreamId} was published to its instance ({Receivers} receivers).", EventName = "ResumableStreamCancelSent")]
         public static partial void CancelSent(ILogger logger, string streamId, long receivers);
+
+        [LoggerMessage(1532, LogLevel.Debug, "A resuming response of stream {StreamId} ended at its cap after event {Sequence}; the client resumes from there.", EventName = "ResumableStreamFollowerCapped")]
+        public static partial void FollowerCapped(ILogger logger, string streamId, long sequence);
     }
 }

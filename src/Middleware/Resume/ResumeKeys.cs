@@ -19,6 +19,9 @@ internal static class ResumeKeys
     /// <summary>The field of a stream's end mark, the entry after its last event (an event's field is <c>d</c>).</summary>
     public const string EndField = "end";
 
+    /// <summary>The meta hash field with the stream's <see cref="ResumeOptions.MaxResponseSeconds"/> (0: off).</summary>
+    public const string MaxResponseSecondsField = "max_response_seconds";
+
     public static string NewStreamId() => IdPrefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
 
     public static bool IsStreamId(ReadOnlySpan<char> value) => value.StartsWith(IdPrefix, StringComparison.Ordinal) && value.Length == IdPrefix.Length + 22

@@ -18,4 +18,13 @@ public sealed class ResumeOptions
 
     /// <summary>The most events kept for one stream (the Redis Stream is capped near this length). Default 10000.</summary>
     public int MaxEvents { get; set; } = 10_000;
+
+    /// <summary>
+    /// The longest one HTTP response of a resumable stream lasts, for an edge or load balancer that cuts longer responses
+    /// (Cloudflare Workers: 30 s free, 60 s paid): at it, the response ends cleanly at an event boundary with a short
+    /// <c>retry:</c>, the generation goes on, and the client resumes with <c>Last-Event-ID</c> (EventSource by itself).
+    /// Applies to the response that starts the stream and to every resuming one. Set it a few seconds below the edge's
+    /// cap. Default 0: off.
+    /// </summary>
+    public double MaxResponseSeconds { get; set; }
 }
