@@ -33,12 +33,14 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
     {
         var streams = Enumerable.Range(1, 16).SelectMany(static seed => s_modes.Select(mode => (seed, mode))).ToList();
         var results = await RunAsync(streams, tokensPerSecond: 50, maxTokens: 80, parallel: streams.Count);
-        var splits = results.SelectMany(static r => r.Splits.Select(s => (r.Seed, r.Mode, Split: s))).ToList();
+        var splits = results.SelectMany(static r => r.Splits.Select(s => (r.Seed, r.Mode, Split: s, HeldMs: r.Latencies[s.Index].Us / 1000.0))).ToList();
 
         // A combining mark in a later token than its letter, from an upstream slower than the cadence: nothing in
-        // "Cafe" says an accent follows, and holding every final letter would delay all text by a token.
-        var marks = splits.Where(static s => s.Split.MarkAfterLetter).ToList();
-        Assert.True(splits.Count == marks.Count, Describe(splits.Except(marks)));
+        // "Cafe" says an accent follows, and holding every final letter would delay all text by a token. And a cluster
+        // whose next part did not reach Relay within the hold's bound (500 ms), on a machine that stalled that long
+        // (a loaded CI run): released by design, its event's latency shows it.
+        var allowed = splits.Where(static s => s.Split.MarkAfterLetter || s.HeldMs >= 450).ToList();
+        Assert.True(splits.Count == allowed.Count, Describe(splits.Except(allowed).Select(static s => (s.Seed, s.Mode, s.Split))));
 
         // The same streams read directly from the upstream, at the same time: the machine's own delay, for comparison.
         // (Whole characters: a client's JSON parser refuses the other modes' half characters, which Relay repairs.)
@@ -49,7 +51,7 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
         var (directP50, directP90) = Percentiles(direct.SelectMany(static r => r.Latencies));
         output.WriteLine($"{results.Count} streams, {results.Sum(static r => r.Events)} content events; event latency (received - mock_emitted_us) "
             + $"through Relay p50 {p50:F1} ms, p90 {p90:F1} ms (events without emoji p50 {plainP50:F1}, p90 {plainP90:F1}; with emoji p50 {emojiP50:F1}, p90 {emojiP90:F1}); "
-            + $"direct p50 {directP50:F1} ms, p90 {directP90:F1} ms; letter|mark splits: {marks.Count}");
+            + $"direct p50 {directP50:F1} ms, p90 {directP90:F1} ms; letter|mark splits: {allowed.Count(static s => s.Split.MarkAfterLetter)}, held to the bound: {allowed.Count(static s => !s.Split.MarkAfterLetter)}");
 
         // Reported, not asserted: on a shared machine both figures follow its load. That plain text is never held
         // and that a token 20 ms after the last flush goes out at once is asserted on a fake clock
@@ -112,7 +114,7 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
                 var before = CharUnicodeInfo.GetUnicodeCategory(whole, char.IsLowSurrogate(whole[at - 1]) ? at - 2 : at - 1);
                 var markAfterLetter = after is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark
                     && before <= UnicodeCategory.EnclosingMark;
-                splits.Add(new Split(whole[Math.Max(0, at - 8)..at] + "|" + whole[at..Math.Min(whole.Length, at + 8)], i == 0, markAfterLetter));
+                splits.Add(new Split(whole[Math.Max(0, at - 8)..at] + "|" + whole[at..Math.Min(whole.Length, at + 8)], i == 0, markAfterLetter, i));
             }
         }
 
@@ -122,7 +124,8 @@ public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutp
     private static string Describe(IEnumerable<(int Seed, string Mode, Split Split)> splits)
         => "split clusters: " + string.Join("; ", splits.Take(20).Select(static s => $"seed {s.Seed} {s.Mode}: \"{s.Split.Context}\""));
 
-    internal sealed record Split(string Context, bool AfterFirstEvent, bool MarkAfterLetter);
+    /// <summary>A split between the events at <paramref name="Index"/> and the next.</summary>
+    internal sealed record Split(string Context, bool AfterFirstEvent, bool MarkAfterLetter, int Index);
 
     private sealed record StreamResult(int Seed, string Mode, int Events, List<Split> Splits, List<EventLatency> Latencies);
 

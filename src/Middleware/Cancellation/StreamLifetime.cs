@@ -147,6 +147,12 @@ internal sealed class StreamLifetime : IHttpRequestLifetimeFeature, IDisposable
     /// <summary>The stalled write completed.</summary>
     public void EndStalledWrite() => Volatile.Write(ref _writeStallDeadline, None);
 
+    /// <summary>
+    /// What happens when a write stalls for the write-stall time, instead of cancelling the request: true when the
+    /// handler dealt with it (a resumable stream lets its stalled client go and goes on generating).
+    /// </summary>
+    public Func<bool>? WriteStallHandler { get; set; }
+
     private void OnTimer()
     {
         var now = _time.GetTimestamp();
@@ -156,7 +162,14 @@ internal sealed class StreamLifetime : IHttpRequestLifetimeFeature, IDisposable
         }
         else if (now >= Volatile.Read(ref _writeStallDeadline))
         {
-            Cancel(StreamEndReason.WriteStallTimeout);
+            if (WriteStallHandler?.Invoke() == true)
+            {
+                Volatile.Write(ref _writeStallDeadline, None);
+            }
+            else
+            {
+                Cancel(StreamEndReason.WriteStallTimeout);
+            }
         }
         else if (now >= Volatile.Read(ref _maxDurationDeadline))
         {

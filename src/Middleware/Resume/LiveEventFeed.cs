@@ -33,6 +33,11 @@ internal sealed partial class LiveEventFeed(RedisState redis, ResumableStreams s
     /// <summary>How long one blocking read waits on the server before it is sent again (under the client's 5 s command timeout).</summary>
     internal TimeSpan Block { get; set; } = TimeSpan.FromSeconds(1);
 
+    private long _reads;
+
+    /// <summary>How many blocking reads the loop has sent (for tests and diagnostics).</summary>
+    internal long Reads => Interlocked.Read(ref _reads);
+
     private RedisKey WakeKey => $"relay:resume:wake:{streams.InstanceId}";
 
     /// <summary>Follows a stream from the event after <paramref name="after"/>: dispose the result when the follower leaves.</summary>
@@ -134,7 +139,8 @@ internal sealed partial class LiveEventFeed(RedisState redis, ResumableStreams s
             var busy = false;
             while (!_stopping.IsCancellationRequested)
             {
-                if (busy && time.GetElapsedTime(roundStarted) is var elapsed && elapsed < BusyRoundInterval)
+                // A timer may fire up to a millisecond early (the timer queue counts whole milliseconds): wait until it is 5 ms.
+                while (busy && time.GetElapsedTime(roundStarted) is var elapsed && elapsed < BusyRoundInterval)
                 {
                     await Task.Delay(BusyRoundInterval - elapsed, time, _stopping.Token).ConfigureAwait(false);
                 }
@@ -148,6 +154,7 @@ internal sealed partial class LiveEventFeed(RedisState redis, ResumableStreams s
                 }
 
                 roundStarted = time.GetTimestamp();
+                Interlocked.Increment(ref _reads);
                 RedisResult result;
                 try
                 {

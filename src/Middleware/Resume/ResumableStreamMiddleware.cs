@@ -64,6 +64,16 @@ internal sealed class ResumableStreamMiddleware(RequestDelegate next, RouteSetti
             var ticket = context.Features.Get<RedeemedTicketFeature>()?.Ticket.Id;
             stream.Start(streams.InstanceId, ResumeKeys.Identity(credential?.Token), ticket is null ? null : ResumeKeys.TicketIdentity(ticket));
             streams.Add(stream);
+
+            // A client that stops reading without going away: let it go (its connection is aborted, the pending
+            // write ends) and go on generating for the resume, as if it had disconnected.
+            var resumable = stream;
+            request.Lifetime.WriteStallHandler = () =>
+            {
+                resumable.Detach();
+                clientLifetime.Abort();
+                return true;
+            };
             if (!response.HasStarted)
             {
                 response.Headers[ResumeKeys.HeaderName] = stream.Id;
