@@ -31,10 +31,17 @@ public sealed class SteadyStateAllocationTests
         using var pipeline = new StreamEventPipeline(settings, new FakeTimeProvider());
 
         Feed(pipeline, stream, output); // warm up: pooled buffers grow to size, the model name is read once
-        output.ResetWrittenCount();
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        Feed(pipeline, stream, output);
-        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        // The least of three passes: an allocation per event shows in every pass, while a one-off of the runtime's in
+        // one pass (7 KB once in a loaded CI run, likely tiered compilation) is not the pipeline's steady state.
+        var allocated = long.MaxValue;
+        for (var pass = 0; pass < 3; pass++)
+        {
+            output.ResetWrittenCount();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            Feed(pipeline, stream, output);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
 
         Assert.True(output.WrittenCount > 0);
         Assert.True(allocated < 1024, $"{path}: {allocated} bytes allocated for {Events} events ({(double)allocated / Events:F2} B/event)");
