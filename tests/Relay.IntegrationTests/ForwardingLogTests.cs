@@ -27,7 +27,7 @@ public sealed class ForwardingLogTests
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send);
 
-        var logged = await WaitForLogAsync(relay, static r => r.Id.Name is "ForwarderClientCancelled" or "ForwarderError");
+        var logged = await relay.WaitForLogAsync(static r => r.Id.Name is "ForwarderClientCancelled" or "ForwarderError");
         Assert.Equal(LogLevel.Debug, logged.Level);
         Assert.DoesNotContain(relay.Logs.GetSnapshot(), static r => r.Level >= LogLevel.Warning && (r.Category ?? "").StartsWith("Relay", StringComparison.Ordinal));
     }
@@ -39,23 +39,7 @@ public sealed class ForwardingLogTests
         using var client = new HttpClient();
         using var response = await client.SendAsync(SseRead.ChatRequest(relay.Url));
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
-        var logged = await WaitForLogAsync(relay, static r => r.Id.Name == "ForwarderError");
+        var logged = await relay.WaitForLogAsync(static r => r.Id.Name == "ForwarderError");
         Assert.Equal(LogLevel.Warning, logged.Level);
-    }
-
-    /// <summary>Polls the captured logs (observed state, bounded) until a record matches.</summary>
-    internal static async Task<FakeLogRecord> WaitForLogAsync(InProcessRelay relay, Func<FakeLogRecord, bool> match)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
-        {
-            if (relay.Logs.GetSnapshot().FirstOrDefault(match) is { } record)
-            {
-                return record;
-            }
-
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no such log record: " + string.Join(" | ", relay.Logs.GetSnapshot().Select(r => r.Message)));
-            await Task.Delay(10);
-        }
     }
 }

@@ -12,7 +12,7 @@ public static class MockRecords
     public static async Task<JsonElement> WaitAsync(HttpClient client, string upstreamUrl, string requestId, Func<JsonElement, bool> until, TimeSpan? timeout = null, TimeSpan? poll = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var limit = timeout ?? TimeSpan.FromSeconds(10);
+        var limit = timeout ?? Deadline.Default;
         while (true)
         {
             var record = JsonDocument.Parse(await client.GetStringAsync($"{upstreamUrl}/mock/requests/{requestId}")).RootElement;
@@ -26,7 +26,7 @@ public static class MockRecords
                 throw new TimeoutException($"the upstream record of {requestId} did not reach the expected state in {limit}: {record}");
             }
 
-            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(5));
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(10));
         }
     }
 }

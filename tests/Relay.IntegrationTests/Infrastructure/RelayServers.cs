@@ -96,6 +96,31 @@ public sealed class InProcessRelay : IAsyncDisposable
     public FakeLogCollector Logs => App.Services.GetFakeLogCollector();
 
     /// <summary>
+    /// Waits for the first captured log record (past or future) that matches: the condition itself, not a time. Fails
+    /// with every record captured so far when none came within <paramref name="timeout"/> (default
+    /// <see cref="Deadline.Default"/>, which only a real failure reaches).
+    /// </summary>
+    public async Task<FakeLogRecord> WaitForLogAsync(Func<FakeLogRecord, bool> match, TimeSpan? timeout = null)
+    {
+        using var deadline = new CancellationTokenSource(timeout ?? Deadline.Default);
+        try
+        {
+            await foreach (var record in Logs.GetLogsAsync(deadline.Token))
+            {
+                if (match(record))
+                {
+                    return record;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+        }
+
+        throw new TimeoutException("no such log record: " + string.Join(" | ", Logs.GetSnapshot().Select(static r => r.Id.Name + ": " + r.Message)));
+    }
+
+    /// <summary>
     /// Starts Relay. <paramref name="services"/> registers extra services before the host is built (e.g. an
     /// <c>IStreamUsageSink</c> that captures usage records).
     /// </summary>
