@@ -7,7 +7,8 @@ namespace Relay.Tests.Shared;
 /// <param name="Data">The event's data (UTF-8), or empty for a comment.</param>
 /// <param name="Comment">The comment's text (after <c>:</c> and leading spaces), or null for an event.</param>
 /// <param name="ReceivedUs">Monotonic microseconds of the read that completed it.</param>
-public sealed record SseReceived(byte[] Data, string? Comment, long ReceivedUs);
+/// <param name="EventId">The event's id, as the parser gives it (<c>SseItem.EventId</c>); null for a comment.</param>
+public sealed record SseReceived(byte[] Data, string? Comment, long ReceivedUs, string? EventId = null);
 
 /// <summary>
 /// The test projects' one SSE client: events are parsed by the framework's WHATWG parser
@@ -33,7 +34,7 @@ public static class SseTestReader
         {
             await foreach (var item in parser.EnumerateAsync(cancellationToken))
             {
-                var entry = new SseReceived(item.Data, null, lines.LastReadUs);
+                var entry = new SseReceived(item.Data, null, lines.LastReadUs, item.EventId);
                 received.Add(entry);
                 if (stopAfter?.Invoke(entry) == true)
                 {

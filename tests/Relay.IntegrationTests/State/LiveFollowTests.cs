@@ -12,13 +12,10 @@ namespace Relay.IntegrationTests.State;
 /// of B's live feed when A adds an event, and reads Redis once per event, not on a timer.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays shared, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SharedRelays>, IAsyncLifetime
 {
     private readonly HttpClient _client = new();
-    private RedisProcess? _redis;
     private ConnectionMultiplexer? _admin;
-    private InProcessRelay _a = null!;
-    private InProcessRelay _b = null!;
 
     public async Task InitializeAsync()
     {
@@ -27,21 +24,18 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
             return;
         }
 
-        _redis = await RedisProcess.StartAsync();
-        _admin = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString + ",allowAdmin=true");
-        _a = await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(_redis));
-        _b = await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(_redis));
+        await shared.StartOnceAsync(async redis => (
+            await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(redis)),
+            await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(redis))));
+        _admin = await ConnectionMultiplexer.ConnectAsync(shared.Redis.ConnectionString + ",allowAdmin=true");
     }
 
     public async Task DisposeAsync()
     {
         _client.Dispose();
-        if (_redis is not null)
+        if (_admin is not null)
         {
-            await _a.DisposeAsync();
-            await _b.DisposeAsync();
-            await _admin!.DisposeAsync();
-            await _redis.DisposeAsync();
+            await _admin.DisposeAsync();
         }
     }
 
@@ -60,13 +54,13 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         // before the live feed) read Redis about 600 times in that time (an XRANGE and an HGET per poll).
         var knobs = Knobs(seed: 41, maxTokens: 15, tokensPerSecond: 5);
         var expected = await ResumeClient.MockTextAsync(_client, upstream.Url, knobs);
-        using var live = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+        using var live = await _client.SendAsync(ResumeClient.Start(shared.A.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
         var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
         var liveReading = ResumeClient.ReadAsync(live);
         var server = _admin!.GetServer(_admin.GetEndPoints()[0]);
         await server.ConfigResetStatisticsAsync();
 
-        using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+        using var followed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, followed.StatusCode);
         var events = await ResumeClient.ReadAsync(followed);
 
@@ -78,37 +72,66 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
     }
 
     [RedisFact]
-    public async Task Follower_GetsEachLiveEvent_WithinMillisecondsOfTheLiveClient_EvenWhenTheBlockedReadDidNotNameItsStream()
+    public async Task Follower_GetsEachLiveEvent_BeforeTheLiveClientGetsTheNextFew_EvenWhenTheBlockedReadDidNotNameItsStream()
     {
         // B's live read blocks on a first stream that stalls (4 s per read, so it does not come back by itself). A
-        // second stream followed meanwhile must wake it: without that, its follower gets events only when its own
-        // one-second timeout runs out.
-        _b.App.Services.GetRequiredService<Relay.Middleware.Resume.LiveEventFeed>().Block = TimeSpan.FromSeconds(4);
+        // second stream followed meanwhile must wake it: without that, its follower gets events only when that read
+        // runs out, up to 4 s later, while the live client gets one every 250 ms.
+        var feed = shared.B.App.Services.GetRequiredService<Relay.Middleware.Resume.LiveEventFeed>();
+        var block = feed.Block;
+        feed.Block = TimeSpan.FromSeconds(4);
         var stalling = Knobs(seed: 43, maxTokens: 10, tokensPerSecond: 0);
         stalling["x-mock-stall-after-tokens"] = "2";
         stalling["x-mock-stall-ms"] = "6000";
-        using var quiet = await _client.SendAsync(ResumeClient.Start(_a.Url, stalling), HttpCompletionOption.ResponseHeadersRead);
+        using var quiet = await _client.SendAsync(ResumeClient.Start(shared.A.Url, stalling), HttpCompletionOption.ResponseHeadersRead);
         var quietId = quiet.Headers.GetValues("Relay-Stream-Id").Single();
-        using var quietFollowed = await _client.SendAsync(ResumeClient.Resume(_b.Url, quietId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(2, (await ResumeClient.ReadAsync(quietFollowed, take: 2)).Count);
+        try
+        {
+            using var quietFollowed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, quietId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(2, (await ResumeClient.ReadAsync(quietFollowed, take: 2)).Count);
 
-        // 12 tokens at 4 tokens/s, followed on B while the read blocks on the quiet stream.
-        var knobs = Knobs(seed: 42, maxTokens: 12, tokensPerSecond: 4);
-        using var live = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
-        var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
+            // 12 tokens at 4 tokens/s, followed on B just after B sent a read that names only the quiet stream: without
+            // a wake, that read holds the follower's events for about 4 s.
+            var knobs = Knobs(seed: 42, maxTokens: 12, tokensPerSecond: 4);
+            using var live = await _client.SendAsync(ResumeClient.Start(shared.A.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+            var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
+            var clock = Stopwatch.StartNew();
+            var liveTimes = new Dictionary<long, double>();
+            var liveReading = ReadTimedAsync(live, liveTimes, clock);
+            await NextReadAsync(feed);
+            var followStarted = clock.Elapsed.TotalMilliseconds;
+            using var followed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+            var followerTimes = new Dictionary<long, double>();
+            await ReadTimedAsync(followed, followerTimes, clock);
+            await liveReading;
+
+            // Events the live client had before the follow began are replayed; each later one must reach the follower
+            // before the live client has the event the upstream emits a second (four tokens) after it: an order of
+            // events the upstream paces, not a time. Delays behind the live client are printed, not asserted.
+            const int Ahead = 4;
+            var compared = liveTimes.Keys.Where(k => liveTimes[k] > followStarted && liveTimes.ContainsKey(k + Ahead)).Order().ToList();
+            output.WriteLine("follower delays behind the live client (ms): " + string.Join(", ", compared.Select(k => (followerTimes[k] - liveTimes[k]).ToString("F0", CultureInfo.InvariantCulture))));
+            Assert.True(compared.Count >= 5, $"{compared.Count} live events compared");
+            var late = compared.Where(k => followerTimes[k] >= liveTimes[k + Ahead]).ToList();
+            Assert.True(late.Count == 0, $"events the follower got after the live client had the event {Ahead} later: {string.Join(", ", late)}");
+        }
+        finally
+        {
+            feed.Block = block;
+            using var cancel = await _client.SendAsync(ResumeClient.Cancel(shared.A.Url, quietId)); // Nothing left generating for the next test.
+        }
+    }
+
+    /// <summary>Waits until the feed sends its next read (the blocking read then runs for its whole block time).</summary>
+    private static async Task NextReadAsync(Relay.Middleware.Resume.LiveEventFeed feed)
+    {
+        var reads = feed.Reads;
         var clock = Stopwatch.StartNew();
-        var liveTimes = new Dictionary<long, double>();
-        var liveReading = ReadTimedAsync(live, liveTimes, clock);
-        var followStarted = clock.Elapsed.TotalMilliseconds;
-        using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
-        var followerTimes = new Dictionary<long, double>();
-        await ReadTimedAsync(followed, followerTimes, clock);
-        await liveReading;
-
-        // Events already there when the follow started are replayed at once; the later ones are compared.
-        var delays = followerTimes.Where(f => liveTimes.TryGetValue(f.Key, out var at) && at > followStarted + 50).Select(f => f.Value - liveTimes[f.Key]).Order().ToList();
-        Assert.True(delays.Count >= 8, $"{delays.Count} live events compared");
-        Assert.True(delays[^1] < 500, $"follower delays behind the live client (ms): {string.Join(", ", delays.Select(static d => d.ToString("F0", CultureInfo.InvariantCulture)))}");
+        while (feed.Reads == reads)
+        {
+            Assert.True(clock.Elapsed < Deadline.Default, "the live feed sent no read");
+            await Task.Delay(1); // A bounded poll of the feed's counter, not a sleep that orders anything.
+        }
     }
 
     [RedisFact]
@@ -121,7 +144,7 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         var starts = await Task.WhenAll(Enumerable.Range(0, Streams).Select(async i =>
         {
             var knobs = Knobs(seed: 60 + i, maxTokens: 200, tokensPerSecond: 50);
-            var live = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+            var live = await _client.SendAsync(ResumeClient.Start(shared.A.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
             return (Live: live, Id: live.Headers.GetValues("Relay-Stream-Id").Single());
         }));
         var firstEvents = new List<Task>();
@@ -133,7 +156,7 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         }).ToList();
         await Task.WhenAll(firstEvents);
         // Counted by the feed: Redis's own count of XREAD counts a read that blocked and was then served twice.
-        var feed = _b.App.Services.GetRequiredService<Relay.Middleware.Resume.LiveEventFeed>();
+        var feed = shared.B.App.Services.GetRequiredService<Relay.Middleware.Resume.LiveEventFeed>();
         var before = feed.Reads;
         var clock = Stopwatch.StartNew();
         await Task.WhenAny(follows);
@@ -152,7 +175,7 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         async Task<(string Live, string Followed)> FollowAsync(HttpResponseMessage live, string id, TaskCompletionSource first)
         {
             var liveReading = ResumeClient.ReadAsync(live);
-            using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, id, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+            using var followed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, id, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
             var text = new System.Text.StringBuilder();
             await using var stream = await followed.Content.ReadAsStreamAsync();
             await foreach (var item in System.Net.ServerSentEvents.SseParser.Create(stream).EnumerateAsync())
@@ -171,7 +194,7 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
     {
         // A is a process killed with SIGKILL mid-stream: it never ends the stream (no final event, its state stays
         // "running" until a safety expiry), so only its lapsed liveness key tells B's follower.
-        var environment = ResumableStreamTests.ResumeSettings(_redis!).Where(static kv => kv.Value is not null)
+        var environment = ResumableStreamTests.ResumeSettings(shared.Redis).Where(static kv => kv.Value is not null)
             .ToDictionary(static kv => kv.Key.Replace(":", "__", StringComparison.Ordinal), static kv => kv.Value!);
         var doomed = await RelayChildProcess.StartAsync(upstream.Url, environment);
         var killed = false;
@@ -181,17 +204,16 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
             live = await _client.SendAsync(ResumeClient.Start(doomed.Url, Knobs(seed: 44, maxTokens: 400, tokensPerSecond: 10)), HttpCompletionOption.ResponseHeadersRead);
             var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
             await ResumeClient.ReadAsync(live, take: 2);
-            using var followed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+            using var followed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, followed.StatusCode);
             var reading = ResumeClient.ReadAsync(followed);
             killed = true;
             await doomed.DisposeAsync();
-            var clock = Stopwatch.StartNew();
 
-            var events = await reading.WaitAsync(TimeSpan.FromSeconds(30));
+            // Ended by the lapse of A's liveness key, not by the stream's safety expiry (many minutes away).
+            var events = await reading.WaitAsync(Deadline.Default);
             Assert.True(events.Count >= 3, $"{events.Count} events");
             Assert.Equal("relay_shutdown", events[^1].ErrorCode);
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the follower ended {clock.Elapsed.TotalSeconds:F1} s after the kill");
         }
         finally
         {
@@ -212,14 +234,16 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         using var tcp = new System.Net.Sockets.TcpClient { ReceiveBufferSize = 4096 };
         var (requestId, streamId) = await StartStalledStreamAsync(tcp, relay, resumable: true);
 
-        var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsFinished, TimeSpan.FromSeconds(60), poll: TimeSpan.FromMilliseconds(250));
+        var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsFinished, StallDeadline, poll: TimeSpan.FromMilliseconds(250));
         Assert.False(MockUpstreamFixture.IsAborted(record), record.ToString());
         Assert.Equal(StallTokens, record.GetProperty("tokens_generated").GetInt32());
-        Assert.Contains(relay.Logs.GetSnapshot(), static r => r.Id.Name == "StreamEnded" && r.Message.Contains("end Completed", StringComparison.Ordinal));
+        // Logged when the relay loop has ended, which may be a little after the upstream's record says finished: waited for.
+        var ended = await relay.WaitForLogAsync(static r => r.Id.Name == "StreamEnded");
+        Assert.Contains("end Completed", ended.Message, StringComparison.Ordinal);
 
         // The stream ended in Redis with its last event, for the client to resume (its first events are trimmed by
         // Resume:MaxEvents: 100,000 events are more than a stream keeps).
-        using var resumed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId!, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
+        using var resumed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, streamId!, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
         Assert.True((await ResumeClient.ReadAsync(resumed))[^1].IsDone);
     }
 
@@ -231,16 +255,20 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream) : IAsyncLifeti
         var (requestId, streamId) = await StartStalledStreamAsync(tcp, relay, resumable: false);
 
         Assert.Null(streamId);
-        var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsFinished, TimeSpan.FromSeconds(60), poll: TimeSpan.FromMilliseconds(250));
+        var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsFinished, StallDeadline, poll: TimeSpan.FromMilliseconds(250));
         Assert.True(MockUpstreamFixture.IsAborted(record), record.ToString());
-        Assert.Contains(relay.Logs.GetSnapshot(), static r => r.Id.Name == "StreamEnded" && r.Message.Contains("end WriteStallTimeout", StringComparison.Ordinal));
+        var ended = await relay.WaitForLogAsync(static r => r.Id.Name == "StreamEnded");
+        Assert.Contains("end WriteStallTimeout", ended.Message, StringComparison.Ordinal);
     }
 
     private const int StallTokens = 100_000;
 
+    /// <summary>For 100,000 tokens at full speed (about 20 MB through Relay) on a loaded machine.</summary>
+    private static readonly TimeSpan StallDeadline = Deadline.Default * 2;
+
     private Task<InProcessRelay> StartStallingRelayAsync()
     {
-        var settings = ResumableStreamTests.ResumeSettings(_redis!);
+        var settings = ResumableStreamTests.ResumeSettings(shared.Redis);
         settings["Relay:Timeouts:WriteStallSeconds"] = "1";
         return InProcessRelay.StartAsync(upstream.Url, settings);
     }

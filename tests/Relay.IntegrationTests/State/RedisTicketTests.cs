@@ -10,7 +10,7 @@ namespace Relay.IntegrationTests.State;
 
 /// <summary>Tickets shared by instances through a real redis-server, sealed at rest, and what happens when Redis goes away.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class RedisTicketTests(MockUpstreamFixture upstream)
+public sealed class RedisTicketTests(MockUpstreamFixture upstream, SharedRelays shared) : IClassFixture<SharedRelays>
 {
     private const string StoryPrompt = "A secret plot about lighthouses.";
     private readonly HttpClient _client = new();
@@ -18,9 +18,7 @@ public sealed class RedisTicketTests(MockUpstreamFixture upstream)
     [RedisFact]
     public async Task Ticket_IssuedThroughOneInstance_IsRedeemedThroughAnother_OnceOnly()
     {
-        await using var redis = await RedisProcess.StartAsync();
-        await using var a = await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString));
-        await using var b = await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString));
+        var (a, b) = await SharedAsync();
 
         var url = await IssueAsync(a);
         using (var response = await _client.GetAsync(b.Url + url, HttpCompletionOption.ResponseHeadersRead))
@@ -48,9 +46,7 @@ public sealed class RedisTicketTests(MockUpstreamFixture upstream)
     [RedisFact]
     public async Task OneTicket_PresentedToTwoInstancesAtOnce_StartsOneStream()
     {
-        await using var redis = await RedisProcess.StartAsync();
-        await using var a = await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString));
-        await using var b = await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString));
+        var (a, b) = await SharedAsync();
         for (var round = 0; round < 20; round++)
         {
             var url = await IssueAsync(a);
@@ -69,13 +65,13 @@ public sealed class RedisTicketTests(MockUpstreamFixture upstream)
     [RedisFact]
     public async Task TicketInRedis_IsSealed_NeitherCredentialNorBodyInClear_AndExpiresByTtl()
     {
-        await using var redis = await RedisProcess.StartAsync();
-        await using var a = await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString));
+        var (a, _) = await SharedAsync();
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(shared.Redis.ConnectionString);
+        var server = connection.GetServer(connection.GetEndPoints()[0]);
+        var before = server.Keys(pattern: "relay:ticket:*").ToList(); // The class's other tests' tickets, if any are left.
         await IssueAsync(a);
 
-        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        var server = connection.GetServer(connection.GetEndPoints()[0]);
-        var key = Assert.Single(server.Keys(pattern: "relay:ticket:*").ToList());
+        var key = Assert.Single(server.Keys(pattern: "relay:ticket:*").Except(before).ToList());
         var value = (byte[])(await connection.GetDatabase().StringGetAsync(key))!;
         var text = Encoding.Latin1.GetString(value);
         Assert.DoesNotContain(AuthTests.ClientKey, text);
@@ -146,6 +142,15 @@ public sealed class RedisTicketTests(MockUpstreamFixture upstream)
         Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
     }
 
+    /// <summary>Redis and two instances on it, shared by the class's tests that keep Redis up (one that stops it has its own).</summary>
+    private async Task<(InProcessRelay A, InProcessRelay B)> SharedAsync()
+    {
+        await shared.StartOnceAsync(async redis => (
+            await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString)),
+            await InProcessRelay.StartAsync(upstream.Url, SharedStateSettings.For(redis.ConnectionString))));
+        return (shared.A, shared.B);
+    }
+
     /// <summary>Issues until an instance has reconnected: a bounded poll of observed state, not a sleep.</summary>
     private async Task<string> WaitUntilIssuedAsync(InProcessRelay relay)
     {
@@ -158,7 +163,7 @@ public sealed class RedisTicketTests(MockUpstreamFixture upstream)
                 return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("url").GetString()!;
             }
 
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"no reconnect to Redis in 20 s: {(int)response.StatusCode}");
+            Assert.True(clock.Elapsed < Deadline.Default, $"no reconnect to Redis in {Deadline.Default}: {(int)response.StatusCode}");
             await Task.Delay(50);
         }
     }

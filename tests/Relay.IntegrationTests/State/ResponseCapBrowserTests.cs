@@ -30,12 +30,7 @@ public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream, Xunit.
         Assert.Equal(CappedEdgeStack.MaxTokens, record.GetProperty("tokens_generated").GetInt32());
         Assert.False(MockUpstreamFixture.IsAborted(record), record.ToString());
         // Relay's own record: one stream relayed from the upstream, every token generated once.
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (stack.Usage.IsEmpty && clock.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(10);
-        }
-
+        await WaitForUsageAsync(stack);
         Assert.Equal(CappedEdgeStack.MaxTokens, Assert.Single(stack.Usage).CompletionTokensGenerated);
     }
 
@@ -77,13 +72,19 @@ public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream, Xunit.
         Assert.Equal("stopped", result.GetProperty("status").GetString());
 
         // A resumable stream does not stop when its client leaves (it would generate on for DetachedSeconds): Stop cancels it.
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (stack.Usage.IsEmpty && clock.Elapsed < TimeSpan.FromSeconds(5))
-        {
-            await Task.Delay(10);
-        }
-
+        await WaitForUsageAsync(stack);
         Assert.Equal(Relay.Middleware.Cancellation.StreamEndReason.CancelledByRequest, Assert.Single(stack.Usage).EndReason);
+    }
+
+    /// <summary>Waits for Relay's usage record of the stream (written when its relay loop ends, after the page's last event).</summary>
+    private static async Task WaitForUsageAsync(CappedEdgeStack stack)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (stack.Usage.IsEmpty)
+        {
+            Assert.True(clock.Elapsed < Deadline.Default, "no usage record");
+            await Task.Delay(10); // A bounded poll of the records, not a sleep.
+        }
     }
 
     private static void SkipUnlessReady()

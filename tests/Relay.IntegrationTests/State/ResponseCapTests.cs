@@ -16,18 +16,14 @@ namespace Relay.IntegrationTests.State;
 /// on an instance whose own route has no cap (the stream's record carries it). Relay A's route has a 1 s cap; B's none.
 /// </summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
+public sealed class ResponseCapTests(MockUpstreamFixture upstream, SharedRelays shared, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SharedRelays>, IAsyncLifetime
 {
     private static readonly TimeSpan Cap = TimeSpan.FromSeconds(1);
 
-    /// <summary>How late a capped response may end, on a loaded machine; far below the stream's own length.</summary>
-    private static readonly TimeSpan Slack = TimeSpan.FromMilliseconds(700);
-
     private readonly HttpClient _client = new();
+
+    /// <summary>A's usage records since this test began (A's sink writes to the queue of the test that runs).</summary>
     private readonly ConcurrentQueue<StreamUsageRecord> _usage = new();
-    private RedisProcess? _redis;
-    private InProcessRelay _a = null!;
-    private InProcessRelay _b = null!;
 
     public async Task InitializeAsync()
     {
@@ -36,26 +32,16 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
             return;
         }
 
-        _redis = await RedisProcess.StartAsync();
-        _a = await InProcessRelay.StartAsync(upstream.Url, CappedSettings(_redis, Cap.TotalSeconds), services: s => s.AddSingleton<IStreamUsageSink>(new QueueSink(_usage)));
-        _b = await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(_redis));
-
-        // One short stream and its replay first: the first request compiles Relay's paths (JIT), which counts against a cap.
-        using var warm = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(1, maxTokens: 3, tokensPerSecond: 0, NewKey())), HttpCompletionOption.ResponseHeadersRead);
-        await ResumeClient.ReadAsync(warm);
-        using var replay = await _client.SendAsync(ResumeClient.Resume(_b.Url, warm.Headers.GetValues("Relay-Stream-Id").Single(), null), HttpCompletionOption.ResponseHeadersRead);
-        await ResumeClient.ReadAsync(replay);
+        shared.CurrentUsage = _usage;
+        await shared.StartOnceAsync(async redis => (
+            await InProcessRelay.StartAsync(upstream.Url, CappedSettings(redis, Cap.TotalSeconds), services: s => s.AddSingleton<IStreamUsageSink>(new QueueSink(() => shared.CurrentUsage))),
+            await InProcessRelay.StartAsync(upstream.Url, ResumableStreamTests.ResumeSettings(redis))));
     }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         _client.Dispose();
-        if (_redis is not null)
-        {
-            await _a.DisposeAsync();
-            await _b.DisposeAsync();
-            await _redis.DisposeAsync();
-        }
+        return Task.CompletedTask;
     }
 
     /// <summary>Resume on, with this cap (0: none) and a detached time of a second: a stream nobody resumes stops soon.</summary>
@@ -88,21 +74,31 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
     public async Task ResponseOfAResumableStream_EndsAtTheCap_BetweenEvents_WithARetryOnlyBlockLast_AndNoDone()
     {
         var clock = Stopwatch.StartNew();
-        using var response = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(31, maxTokens: 100, tokensPerSecond: 25, NewKey())), HttpCompletionOption.ResponseHeadersRead);
+        using var response = await _client.SendAsync(ResumeClient.Start(shared.A.Url, Knobs(31, maxTokens: 100, tokensPerSecond: 25, NewKey())), HttpCompletionOption.ResponseHeadersRead);
         var streamId = response.Headers.GetValues("Relay-Stream-Id").Single();
         // Read to its end: a chunked body cut before its last chunk would throw here instead.
-        var read = await CappedRead.ReadAsync(response, clock);
+        var read = await CappedRead.ReadAsync(response);
 
-        output.WriteLine($"the capped response ended after {read.Elapsed.TotalMilliseconds:F0} ms (cap {Cap.TotalMilliseconds:F0} ms), {read.Events.Count} events");
-        Assert.InRange(read.Elapsed, Cap, Cap + Slack); // The stream lasts 4 s.
+        // When the cap ends a response is a timer in Relay, tested on a fake clock (Relay.Middleware.Tests,
+        // Resume.ResponseCapTests); here, that the response of a 4 s stream ended before the stream did (no [DONE]),
+        // between events, with the retry block last. How long it lasted is printed.
+        output.WriteLine($"the capped response ended after {clock.Elapsed.TotalMilliseconds:F0} ms (cap {Cap.TotalMilliseconds:F0} ms), {read.Events.Count} events");
         Assert.True(response.Headers.ConnectionClose, "the continuation must come on a new connection");
-        Assert.Equal("retry: 250", read.Blocks[^1]);
+        Assert.True(read.EndsWithRetryBlock, read.Body);
         var events = read.Events;
         Assert.NotEmpty(events);
         Assert.All(events, e => Assert.NotEqual("[DONE]", e.Data));
         Assert.All(events, e => JsonDocument.Parse(e.Data)); // Whole events only.
         Assert.Equal(Enumerable.Range(1, events.Count).Select(static i => (long)i), events.Select(e => e.Sequence));
         Assert.All(events, e => Assert.StartsWith(streamId + ":", e.Id));
+
+        // Nothing left generating for the next test (its usage record would be the next test's): cancelled, unless its
+        // detached time (1 s) stopped it first.
+        using (await _client.SendAsync(ResumeClient.Cancel(shared.B.Url, streamId)))
+        {
+        }
+
+        await WaitAsync(() => _usage.FirstOrDefault(static u => u.EndReason is StreamEndReason.CancelledByRequest or StreamEndReason.DetachedTimeout));
     }
 
     [RedisFact]
@@ -113,28 +109,27 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
         var expected = await ResumeClient.MockTextAsync(_client, upstream.Url, knobs.Where(static k => k.Key != "x-mock-fail-key").ToDictionary());
 
         var clock = Stopwatch.StartNew();
-        var first = await _client.SendAsync(ResumeClient.Start(_a.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
+        var first = await _client.SendAsync(ResumeClient.Start(shared.A.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
         var streamId = first.Headers.GetValues("Relay-Stream-Id").Single();
         var requestId = first.Headers.GetValues("x-mock-request-id").Single();
-        var reads = new List<CappedRead> { await CappedRead.ReadAsync(first, clock) };
+        var reads = new List<CappedRead> { await CappedRead.ReadAsync(first) };
+        var lasted = new List<double> { clock.Elapsed.TotalMilliseconds };
         first.Dispose();
         while (reads[^1].Events is not [.., { Data: "[DONE]" }])
         {
             Assert.True(reads.Count < 20, "the stream never ended");
             clock.Restart();
-            using var resumed = await _client.SendAsync(ResumeClient.Resume(_b.Url, streamId, reads.SelectMany(static r => r.Events).Last().Id), HttpCompletionOption.ResponseHeadersRead);
+            using var resumed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, streamId, reads.SelectMany(static r => r.Events).Last().Id), HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
-            reads.Add(await CappedRead.ReadAsync(resumed, clock));
+            reads.Add(await CappedRead.ReadAsync(resumed));
+            lasted.Add(clock.Elapsed.TotalMilliseconds);
         }
 
-        output.WriteLine($"{reads.Count} responses, each ended after (ms): {string.Join(", ", reads.Select(static r => r.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)))}");
+        output.WriteLine($"{reads.Count} responses, each ended after (ms): {string.Join(", ", lasted.Select(static t => t.ToString("F0", CultureInfo.InvariantCulture)))}");
         Assert.True(reads.Count >= 3, $"{reads.Count} responses");
-        Assert.All(reads.SkipLast(1), r =>
-        {
-            Assert.Equal("retry: 250", r.Blocks[^1]);
-            Assert.InRange(r.Elapsed, TimeSpan.Zero, Cap + Slack);
-        });
-        Assert.DoesNotContain(reads[^1].Blocks, static b => b.StartsWith("retry:", StringComparison.Ordinal));
+        // Every response but the last ended before the stream did, at the cap: B's, too, whose own route has none.
+        Assert.All(reads.SkipLast(1), static r => Assert.True(r.EndsWithRetryBlock, r.Body));
+        Assert.False(reads[^1].HasRetryBlock, reads[^1].Body);
         var events = reads.SelectMany(static r => r.Events).ToList();
         Assert.Equal(Enumerable.Range(1, events.Count).Select(static i => (long)i), events.Select(static e => e.Sequence)); // No gap, no duplicate.
         Assert.Equal(expected, string.Concat(events.Select(static e => e.Content)));
@@ -144,31 +139,28 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
         Assert.False(MockUpstreamFixture.IsAborted(record), record.ToString()); // The readers kept it alive past DetachedSeconds (1 s).
         // The relay loop ran to its end behind the ended response: a completed record of all 100 tokens.
         await WaitAsync(() => _usage.FirstOrDefault(static u => u.EndReason == StreamEndReason.Completed && u.CompletionTokensGenerated == 100));
-        Assert.DoesNotContain(_a.Logs.GetSnapshot(), static r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+        Assert.DoesNotContain(shared.A.Logs.GetSnapshot(), static r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
     }
 
     [RedisFact]
     public async Task OverHttp2_ACappedResponseEndsItsStreamWithoutConnectionClose_AndTheStreamResumesWhole()
     {
-        await using var h2 = await InProcessRelay.StartAsync(upstream.Url, CappedSettings(_redis!, Cap.TotalSeconds), h2c: true);
+        await using var h2 = await InProcessRelay.StartAsync(upstream.Url, CappedSettings(shared.Redis, Cap.TotalSeconds), h2c: true);
         using var client = new HttpClient();
         var key = NewKey();
-        var clock = Stopwatch.StartNew();
         using var response = await client.SendAsync(Http2(ResumeClient.Start(h2.H2cUrl!, Knobs(41, maxTokens: 60, tokensPerSecond: 25, key))), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpVersion.Version20, response.Version);
         var streamId = response.Headers.GetValues("Relay-Stream-Id").Single();
-        var first = await CappedRead.ReadAsync(response, clock); // END_STREAM: the read ends.
-        Assert.Equal("retry: 250", first.Blocks[^1]);
-        Assert.InRange(first.Elapsed, Cap, Cap + Slack);
+        var first = await CappedRead.ReadAsync(response); // END_STREAM: the read ends.
+        Assert.True(first.EndsWithRetryBlock, first.Body); // Ended at the cap, before the stream's end.
         Assert.False(response.Headers.Contains("Connection"));
 
         var events = first.Events;
         while (events is not [.., { Data: "[DONE]" }])
         {
-            clock.Restart();
             using var resumed = await client.SendAsync(Http2(ResumeClient.Resume(h2.H2cUrl!, streamId, events[^1].Id)), HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpVersion.Version20, resumed.Version);
-            events = [.. events, .. (await CappedRead.ReadAsync(resumed, clock)).Events];
+            events = [.. events, .. (await CappedRead.ReadAsync(resumed)).Events];
         }
 
         Assert.Equal(Enumerable.Range(1, events.Count).Select(static i => (long)i), events.Select(static e => e.Sequence));
@@ -178,14 +170,17 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
     [RedisFact]
     public async Task CappedResponse_AndNobodyResumes_GenerationStopsAfterDetachedSeconds()
     {
-        var clock = Stopwatch.StartNew();
-        using var response = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(35, maxTokens: 2000, tokensPerSecond: 50, NewKey())), HttpCompletionOption.ResponseHeadersRead);
+        using var response = await _client.SendAsync(ResumeClient.Start(shared.A.Url, Knobs(35, maxTokens: 2000, tokensPerSecond: 50, NewKey())), HttpCompletionOption.ResponseHeadersRead);
         var requestId = response.Headers.GetValues("x-mock-request-id").Single();
-        var read = await CappedRead.ReadAsync(response, clock);
-        Assert.Equal("retry: 250", read.Blocks[^1]);
+        var read = await CappedRead.ReadAsync(response);
+        var endedUs = SseRead.NowUs(); // The mock's clock (it runs in this process).
+        Assert.True(read.EndsWithRetryBlock, read.Body);
 
-        await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted, timeout: TimeSpan.FromSeconds(10));
-        Assert.True(clock.Elapsed >= Cap + TimeSpan.FromSeconds(1), $"stopped after {clock.Elapsed}, before the cap and the detached time");
+        // Generation went on after the capped response ended, then stopped with no reader: the order of the mock's
+        // own records. The detached time is a timer in Relay, tested on a fake clock (DetachedTimeTests).
+        var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted);
+        Assert.Contains(record.GetProperty("token_emit_us").EnumerateArray(), t => t.GetInt64() > endedUs);
+        Assert.True(record.GetProperty("aborted_us").GetInt64() > endedUs, record.ToString());
         var usage = await WaitAsync(() => _usage.FirstOrDefault(u => u.EndReason == StreamEndReason.DetachedTimeout));
         Assert.Equal(StreamEndReason.DetachedTimeout, usage.EndReason);
     }
@@ -193,23 +188,24 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
     [RedisFact]
     public async Task Control_StreamShorterThanTheCap_IsOneResponseToDone_WithoutARetryBlock()
     {
-        var clock = Stopwatch.StartNew();
-        using var response = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(37, maxTokens: 10, tokensPerSecond: 0, NewKey())), HttpCompletionOption.ResponseHeadersRead);
-        var read = await CappedRead.ReadAsync(response, clock);
+        using var response = await _client.SendAsync(ResumeClient.Start(shared.A.Url, Knobs(37, maxTokens: 10, tokensPerSecond: 0, NewKey())), HttpCompletionOption.ResponseHeadersRead);
+        var read = await CappedRead.ReadAsync(response);
         Assert.Equal("[DONE]", read.Events[^1].Data);
-        Assert.DoesNotContain(read.Blocks, static b => b.StartsWith("retry:", StringComparison.Ordinal));
+        Assert.False(read.HasRetryBlock, read.Body);
         Assert.Equal(Enumerable.Range(1, read.Events.Count).Select(static i => (long)i), read.Events.Select(static e => e.Sequence));
     }
 
     [RedisFact]
     public async Task Control_NonResumableRequestOnTheCappedRoute_IsNotCapped()
     {
-        var clock = Stopwatch.StartNew();
-        using var response = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(39, maxTokens: 50, tokensPerSecond: 25, NewKey()), resumable: false), HttpCompletionOption.ResponseHeadersRead);
-        var read = await CappedRead.ReadAsync(response, clock);
-        Assert.True(read.Elapsed > Cap + TimeSpan.FromMilliseconds(500), $"the stream lasted {read.Elapsed}: too short to show the cap does not apply");
+        using var response = await _client.SendAsync(ResumeClient.Start(shared.A.Url, Knobs(39, maxTokens: 50, tokensPerSecond: 25, NewKey()), resumable: false), HttpCompletionOption.ResponseHeadersRead);
+        var read = await CappedRead.ReadAsync(response);
         Assert.Equal("[DONE]", read.Events[^1].Data);
-        Assert.DoesNotContain(read.Blocks, static b => b.StartsWith("retry:", StringComparison.Ordinal));
+        Assert.False(read.HasRetryBlock, read.Body);
+        // One response outlasted the cap: by the mock's own pacing (49 intervals of 40 ms), which never emits early.
+        var record = await upstream.WaitForRecordAsync(response.Headers.GetValues("x-mock-request-id").Single(), MockUpstreamFixture.IsFinished);
+        var emitted = record.GetProperty("token_emit_us").EnumerateArray().Select(static t => t.GetInt64()).ToList();
+        Assert.True(TimeSpan.FromMicroseconds(emitted[^1] - emitted[0]) > Cap, $"the stream lasted {(emitted[^1] - emitted[0]) / 1000} ms: too short to show the cap does not apply");
         Assert.NotEqual(true, response.Headers.ConnectionClose);
     }
 
@@ -233,29 +229,30 @@ public sealed class ResponseCapTests(MockUpstreamFixture upstream, Xunit.Abstrac
                 return value;
             }
 
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "timed out");
+            Assert.True(clock.Elapsed < Deadline.Default, "timed out");
             await Task.Delay(10);
         }
     }
 }
 
-/// <summary>One response of a stream read to its end, raw: its blocks (without the blank lines), its events, how long it took.</summary>
-internal sealed record CappedRead(List<string> Blocks, List<ResumedEvent> Events, TimeSpan Elapsed)
+/// <summary>
+/// One response of a stream read to its end: its body as sent (what a parser hides: where it ends, a retry-only block)
+/// and its events, parsed by the test projects' one SSE client.
+/// </summary>
+internal sealed record CappedRead(string Body, List<ResumedEvent> Events)
 {
-    public static async Task<CappedRead> ReadAsync(HttpResponseMessage response, Stopwatch clock)
+    /// <summary>The body ends with a block that has only the retry field, after the last event.</summary>
+    public bool EndsWithRetryBlock => Body == "retry: 250\n\n" || Body.EndsWith("\n\nretry: 250\n\n", StringComparison.Ordinal);
+
+    public bool HasRetryBlock => Body.StartsWith("retry:", StringComparison.Ordinal) || Body.Contains("\nretry:", StringComparison.Ordinal);
+
+    public static async Task<CappedRead> ReadAsync(HttpResponseMessage response)
     {
-        var body = await response.Content.ReadAsStringAsync();
-        var elapsed = clock.Elapsed;
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        var body = System.Text.Encoding.UTF8.GetString(bytes);
         Assert.EndsWith("\n\n", body, StringComparison.Ordinal); // Never mid-event.
-        var blocks = body[..^2].Split("\n\n").ToList();
-        var events = blocks.Where(static b => b.StartsWith("data:", StringComparison.Ordinal))
-            .Select(static b =>
-            {
-                var lines = b.Split('\n');
-                var data = string.Join('\n', lines.Where(static l => l.StartsWith("data: ", StringComparison.Ordinal)).Select(static l => l[6..]));
-                return new ResumedEvent(lines.LastOrDefault(static l => l.StartsWith("id: ", StringComparison.Ordinal))?[4..], data);
-            })
-            .ToList();
-        return new CappedRead(blocks, events, elapsed);
+        var received = await Relay.Tests.Shared.SseTestReader.ReadAllAsync(new MemoryStream(bytes));
+        var events = received.Where(static r => r.Comment is null).Select(static r => new ResumedEvent(r.EventId, System.Text.Encoding.UTF8.GetString(r.Data))).ToList();
+        return new CappedRead(body, events);
     }
 }

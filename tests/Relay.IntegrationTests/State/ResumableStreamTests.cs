@@ -10,7 +10,7 @@ namespace Relay.IntegrationTests.State;
 
 /// <summary>Resumable streams across two Relay instances (real Kestrel sockets) sharing one redis-server.</summary>
 [Collection(UpstreamCollection.Name)]
-public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class ResumableStreamTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly HttpClient _client = new();
     private readonly ConcurrentQueue<StreamUsageRecord> _usageA = new();
@@ -136,21 +136,9 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
     }
 
     [RedisFact]
-    public async Task CancelSentToB_StopsTheUpstreamThatARelays_Within50Ms_AndEveryReaderEndsWithTheFinalEvent()
+    public async Task CancelSentToB_StopsTheUpstreamThatARelays_AndEveryReaderEndsWithTheFinalEvent()
     {
-        // One round first, untimed: the first cancel also compiles its code paths (JIT) on both instances.
-        await CancelRoundAsync(seed: 7);
-        var (elapsed, detail) = await CancelRoundAsync(seed: 8);
-        Assert.True(elapsed < TimeSpan.FromMilliseconds(50), $"the upstream saw the abort {elapsed.TotalMilliseconds:F1} ms after the cancel was sent ({detail})");
-
-        var usage = await WaitAsync(() => _usageA.Count < 2 ? null : _usageA.ToArray());
-        Assert.All(usage, u => Assert.Equal(StreamEndReason.CancelledByRequest, u.EndReason));
-    }
-
-    /// <summary>A stream relayed by A, followed through B; the cancel goes to B. Returns how long until the upstream saw the abort.</summary>
-    private async Task<(TimeSpan Elapsed, string Detail)> CancelRoundAsync(int seed)
-    {
-        var response = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(seed, maxTokens: 2000, tokensPerSecond: 50)), HttpCompletionOption.ResponseHeadersRead);
+        var response = await _client.SendAsync(ResumeClient.Start(_a.Url, Knobs(seed: 8, maxTokens: 2000, tokensPerSecond: 50)), HttpCompletionOption.ResponseHeadersRead);
         var streamId = response.Headers.GetValues("Relay-Stream-Id").Single();
         var requestId = response.Headers.GetValues("x-mock-request-id").Single();
         var readingA = ResumeClient.ReadAsync(response);
@@ -158,23 +146,29 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
         var readingB = ResumeClient.ReadAsync(follower);
         await upstream.WaitForRecordAsync(requestId, r => r.TryGetProperty("tokens_generated", out var t) && t.GetInt32() >= 5);
 
-        var clock = Stopwatch.StartNew();
+        var sentUs = SseRead.NowUs(); // The mock's clock (it runs in this process).
         using (var cancel = await _client.SendAsync(ResumeClient.Cancel(_b.Url, streamId)))
         {
             Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
         }
 
-        var answered = clock.Elapsed;
-        await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted, poll: TimeSpan.FromMilliseconds(1));
-        var elapsed = clock.Elapsed;
+        // The upstream saw A let go, well before its 40 s of generation: the cancel crossed instances. How soon is a
+        // figure (ResumeFigures), not asserted here.
+        var record = await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted);
+        var abortedUs = record.GetProperty("aborted_us").GetInt64();
+        var emittedAfter = record.GetProperty("token_emit_us").EnumerateArray().Count(t => t.GetInt64() > sentUs);
+        output.WriteLine($"the upstream saw the abort {(abortedUs - sentUs) / 1000.0:F1} ms after the cancel was sent, {emittedAfter} tokens later");
+        Assert.True(record.GetProperty("tokens_generated").GetInt32() < 2000, record.ToString());
 
-        var onA = await readingA.WaitAsync(TimeSpan.FromSeconds(10));
-        var onB = await readingB.WaitAsync(TimeSpan.FromSeconds(10));
+        var onA = await readingA.WaitAsync(Deadline.Default);
+        var onB = await readingB.WaitAsync(Deadline.Default);
         Assert.Equal("stream_cancelled", onA[^1].ErrorCode);
         Assert.Equal("stream_cancelled", onB[^1].ErrorCode);
         Assert.Equal(onA[^1].Id, onB[^1].Id);
         response.Dispose();
-        return (elapsed, $"B answered the cancel after {answered.TotalMilliseconds:F1} ms");
+
+        var usage = await WaitAsync(() => _usageA.IsEmpty ? null : _usageA.ToArray());
+        Assert.Equal(StreamEndReason.CancelledByRequest, Assert.Single(usage).EndReason);
     }
 
     [RedisFact]
@@ -185,11 +179,11 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
         var response = await _client.SendAsync(ResumeClient.Start(relay.Url, Knobs(seed: 9, maxTokens: 2000, tokensPerSecond: 50)), HttpCompletionOption.ResponseHeadersRead);
         var requestId = response.Headers.GetValues("x-mock-request-id").Single();
         await ResumeClient.ReadAsync(response, take: 2);
-        var cutAt = Stopwatch.StartNew();
         response.Dispose();
 
-        await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted, timeout: TimeSpan.FromSeconds(10));
-        Assert.True(cutAt.Elapsed >= TimeSpan.FromSeconds(0.5), "cancelled before its detached time");
+        // The detached time itself is a timer in Relay, tested on a fake clock (Relay.Middleware.Tests, DetachedTimeTests):
+        // here, that generation stops with no reader, and why.
+        await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted);
         var record = Assert.Single(await WaitAsync(() => usage.IsEmpty ? null : usage.ToArray()));
         Assert.Equal(StreamEndReason.DetachedTimeout, record.EndReason);
     }
@@ -252,7 +246,7 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
             }
 
             response.Dispose();
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), "the instances did not reconnect to Redis in 20 s");
+            Assert.True(clock.Elapsed < Deadline.Default, $"the instances did not reconnect to Redis in {Deadline.Default}");
             await Task.Delay(50);
         }
 
@@ -277,7 +271,7 @@ public sealed class ResumableStreamTests(MockUpstreamFixture upstream) : IAsyncL
                 return value;
             }
 
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "timed out");
+            Assert.True(clock.Elapsed < Deadline.Default, "timed out");
             await Task.Delay(10);
         }
     }

@@ -75,7 +75,7 @@ public sealed class ResumeFigures(ITestOutputHelper output)
 
             try
             {
-                await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted, timeout: TimeSpan.FromSeconds(3), poll: TimeSpan.FromMilliseconds(1));
+                await upstream.WaitForRecordAsync(requestId, MockUpstreamFixture.IsAborted, timeout: Deadline.Default, poll: TimeSpan.FromMilliseconds(1));
             }
             catch (TimeoutException)
             {

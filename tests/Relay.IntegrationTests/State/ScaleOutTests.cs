@@ -36,7 +36,7 @@ public sealed class ScaleOutTests(MockUpstreamFixture upstream)
         issue.Headers.TryAddWithoutValidation("x-mock-max-tokens", "12");
         using var issued = await _client.SendAsync(issue);
         Assert.True(issued.IsSuccessStatusCode, await issued.Content.ReadAsStringAsync());
-        var issuer = IssuedBy(a, b);
+        var issuer = await ServedByAsync(a, b, "TicketIssued") == 'A' ? a : b;
         var url = JsonDocument.Parse(await issued.Content.ReadAsStringAsync()).RootElement.GetProperty("url").GetString()!;
         using (var redeemed = await _client.GetAsync(nginx.Url + url, HttpCompletionOption.ResponseHeadersRead))
         {
@@ -61,9 +61,9 @@ public sealed class ScaleOutTests(MockUpstreamFixture upstream)
         Assert.Equal(Enumerable.Range(1, before.Count + after.Count).Select(i => (long)i), before.Concat(after).Select(e => e.Sequence));
 
         // The instance that relayed the stream recorded its usage; the other served the resume.
-        var producer = await WaitForUsageAsync(usageA, usageB, skipA: recordsA, skipB: recordsB) == 'A' ? a : b;
-        Assert.True(Served(producer == a ? b : a, "ResumableStreamResumed"),
-            $"the resume was not served by the other instance: A {Events(a)}; B {Events(b)}");
+        var producer = await WaitForUsageAsync(usageA, usageB, skipA: recordsA, skipB: recordsB);
+        var resumer = await ServedByAsync(a, b, "ResumableStreamResumed");
+        Assert.True(resumer != producer, $"the resume was not served by the other instance: A {Events(a)}; B {Events(b)}");
     }
 
     private Task<InProcessRelay> StartAsync(RedisProcess redis, ConcurrentQueue<StreamUsageRecord> usage)
@@ -73,9 +73,24 @@ public sealed class ScaleOutTests(MockUpstreamFixture upstream)
         return InProcessRelay.StartAsync(upstream.Url, settings, services: s => s.AddSingleton<IStreamUsageSink>(new QueueSink(usage)));
     }
 
-    private static InProcessRelay IssuedBy(InProcessRelay a, InProcessRelay b) => Served(a, "TicketIssued") ? a : b;
+    /// <summary>Which instance logged <paramref name="eventName"/>: waits for the record (it may come after the response).</summary>
+    private static async Task<char> ServedByAsync(InProcessRelay a, InProcessRelay b, string eventName)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var onA = a.Logs.GetSnapshot().Any(r => r.Id.Name == eventName);
+            var onB = b.Logs.GetSnapshot().Any(r => r.Id.Name == eventName);
+            Assert.False(onA && onB, $"both instances logged {eventName}");
+            if (onA || onB)
+            {
+                return onA ? 'A' : 'B';
+            }
 
-    private static bool Served(InProcessRelay relay, string eventName) => relay.Logs.GetSnapshot().Any(r => r.Id.Name == eventName);
+            Assert.True(clock.Elapsed < Deadline.Default, $"neither instance logged {eventName}: A {Events(a)}; B {Events(b)}");
+            await Task.Delay(10); // A bounded poll of the two instances' logs.
+        }
+    }
 
     private static string Events(InProcessRelay relay) => string.Join(",", relay.Logs.GetSnapshot().Where(static r => r.Id.Id >= 1500 || r.Id.Name == "TicketIssued").Select(static r => r.Id.Name));
 
@@ -85,7 +100,7 @@ public sealed class ScaleOutTests(MockUpstreamFixture upstream)
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (a.Count == skipA && b.Count == skipB)
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), "no usage record");
+            Assert.True(clock.Elapsed < Deadline.Default, "no usage record");
             await Task.Delay(10);
         }
 
