@@ -82,23 +82,26 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays s
         feed.Block = TimeSpan.FromSeconds(4);
         var stalling = Knobs(seed: 43, maxTokens: 10, tokensPerSecond: 0);
         stalling["x-mock-stall-after-tokens"] = "2";
-        stalling["x-mock-stall-ms"] = "6000";
+        stalling["x-mock-stall-ms"] = "15000"; // Quiet for the whole test (cancelled at its end).
         using var quiet = await _client.SendAsync(ResumeClient.Start(shared.A.Url, stalling), HttpCompletionOption.ResponseHeadersRead);
         var quietId = quiet.Headers.GetValues("Relay-Stream-Id").Single();
         try
         {
+            var reads = feed.Reads;
             using var quietFollowed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, quietId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
-            Assert.Equal(2, (await ResumeClient.ReadAsync(quietFollowed, take: 2)).Count);
+            var quietReading = ResumeClient.ReadAsync(quietFollowed); // Followed (and so named by B's reads) until the cancel.
 
-            // 12 tokens at 4 tokens/s, followed on B just after B sent a read that names only the quiet stream: without
-            // a wake, that read holds the follower's events for about 4 s.
+            // B's second read since the follow began names the quiet stream, and the one sent after it blocks for its whole
+            // 4 s: without a wake, it holds the events of a stream followed meanwhile.
+            await NextReadAsync(feed, reads + 2);
+
+            // 12 tokens at 4 tokens/s (under 3 s), followed on B at once.
             var knobs = Knobs(seed: 42, maxTokens: 12, tokensPerSecond: 4);
             using var live = await _client.SendAsync(ResumeClient.Start(shared.A.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
             var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
             var clock = Stopwatch.StartNew();
             var liveTimes = new Dictionary<long, double>();
             var liveReading = ReadTimedAsync(live, liveTimes, clock);
-            await NextReadAsync(feed);
             var followStarted = clock.Elapsed.TotalMilliseconds;
             using var followed = await _client.SendAsync(ResumeClient.Resume(shared.B.Url, streamId, lastEventId: null), HttpCompletionOption.ResponseHeadersRead);
             var followerTimes = new Dictionary<long, double>();
@@ -114,20 +117,25 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays s
             Assert.True(compared.Count >= 5, $"{compared.Count} live events compared");
             var late = compared.Where(k => followerTimes[k] >= liveTimes[k + Ahead]).ToList();
             Assert.True(late.Count == 0, $"events the follower got after the live client had the event {Ahead} later: {string.Join(", ", late)}");
+
+            using (await _client.SendAsync(ResumeClient.Cancel(shared.A.Url, quietId)))
+            {
+            }
+
+            Assert.Equal("stream_cancelled", (await quietReading.WaitAsync(Deadline.Default))[^1].ErrorCode);
         }
         finally
         {
             feed.Block = block;
-            using var cancel = await _client.SendAsync(ResumeClient.Cancel(shared.A.Url, quietId)); // Nothing left generating for the next test.
+            using var cancel = await _client.SendAsync(ResumeClient.Cancel(shared.A.Url, quietId)); // Nothing left generating for the next test, also after a failure.
         }
     }
 
-    /// <summary>Waits until the feed sends its next read (the blocking read then runs for its whole block time).</summary>
-    private static async Task NextReadAsync(Relay.Middleware.Resume.LiveEventFeed feed)
+    /// <summary>Waits until the feed has sent <paramref name="reads"/> reads in all.</summary>
+    private static async Task NextReadAsync(Relay.Middleware.Resume.LiveEventFeed feed, long reads)
     {
-        var reads = feed.Reads;
         var clock = Stopwatch.StartNew();
-        while (feed.Reads == reads)
+        while (feed.Reads < reads)
         {
             Assert.True(clock.Elapsed < Deadline.Default, "the live feed sent no read");
             await Task.Delay(1); // A bounded poll of the feed's counter, not a sleep that orders anything.
