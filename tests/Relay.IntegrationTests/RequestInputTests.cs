@@ -17,7 +17,6 @@ namespace Relay.IntegrationTests;
 /// Relay cannot re-serialise, requests that reach an upstream's bare error, uploads that are too slow; and the log
 /// line every unhandled exception leaves.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private const string SseReply = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";

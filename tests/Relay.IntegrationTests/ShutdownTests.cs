@@ -5,8 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>Graceful shutdown drains the streams in flight, then ends the rest with relay_shutdown; no silent cut.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ShutdownTests(MockUpstreamFixture upstream)
+public sealed class ShutdownTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private static Dictionary<string, string?> Drain1s() => new() { ["Relay:Shutdown:DrainSeconds"] = "1" };
 

@@ -17,8 +17,7 @@ namespace Relay.IntegrationTests;
 /// output is validated as it streams and the first violation cancels the upstream and ends the stream with a
 /// <c>schema_violation</c> error event.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     // A support ticket: every keyword a drift of the mock can break (type, enum, maxLength, additionalProperties).
     internal const string Schema = """

@@ -7,7 +7,6 @@ using Relay.Middleware.Cancellation;
 namespace Relay.IntegrationTests;
 
 /// <summary>One usage record per stream, saying what was generated, what was delivered, and how it ended.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private readonly CapturingUsageSink _sink = new();

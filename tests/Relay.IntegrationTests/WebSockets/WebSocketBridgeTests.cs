@@ -7,7 +7,6 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>The WebSocket bridge with the .NET <see cref="ClientWebSocket"/>, against the simulated upstream.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {
     ["Relay:WebSocket:MaxMessageBytes"] = "4096",

@@ -7,8 +7,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>Shutdown, the browser token form, and keepalive of the WebSocket bridge.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
+public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     [Fact]
     public async Task Shutdown_EndsTheResponseWithAnErrorEvent_ThenClosesWith1001()

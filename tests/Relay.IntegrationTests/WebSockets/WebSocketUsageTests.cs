@@ -10,7 +10,6 @@ namespace Relay.IntegrationTests.WebSockets;
 /// <c>response.done</c> reports the usage of the response's <c>StreamEnded</c> record, so a client
 /// and the accounting never disagree about one response.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private readonly Channel<StreamUsageRecord> _records = Channel.CreateUnbounded<StreamUsageRecord>();
