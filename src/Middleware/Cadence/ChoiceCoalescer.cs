@@ -134,7 +134,7 @@ internal sealed class ChoiceCoalescer : IDisposable
         var choice = GetChoice(info.ChoiceIndex);
         var running = choice.Tokens > 0 || choice.HasText;
         var hasLogprobs = info.LogprobsKind != DeltaKind.None;
-        if (running && (choice.Kind != kind || choice.HasLogprobs != hasLogprobs
+        if ((running || !choice.Carry.IsEmpty) && (choice.Kind != kind || choice.HasLogprobs != hasLogprobs
             || (kind == DeltaKind.ToolArguments && choice.ToolIndex != info.ToolIndex)))
         {
             // Another field starts: what is pending is complete; a character it will never finish is dropped.
