@@ -204,7 +204,8 @@ internal sealed partial class SseStreamRelay
         var output = context.Response.BodyWriter;
 
         // A chat stream is complete with its [DONE] (or the upstream's own error event), even when the upstream
-        // closed right after the [DONE] line without the blank line; a stream Relay does not rewrite passes
+        // closed right after the [DONE] line without the blank line; any other unterminated last event is discarded
+        // (WHATWG), so the truncation error follows the last whole event. A stream Relay does not rewrite passes
         // through as sent, end included: its client decides what an unterminated last event means.
         StreamEndReason outcome;
         var dispatched = pipeline.TryDispatchFinalEvent(output);
