@@ -38,14 +38,34 @@ install_packages() {
   fi
 }
 
+# overlay2 where this kernel lets us mount an overlay on Docker's own filesystem, else vfs. vfs copies the whole
+# image for every layer and every container: the same image builds took minutes with it and seconds with overlay2
+# here (a Relay image: 7 s). RELAY_DOCKER_STORAGE_DRIVER forces one.
+storage_driver() {
+  if [ -n "${RELAY_DOCKER_STORAGE_DRIVER:-}" ]; then echo "$RELAY_DOCKER_STORAGE_DRIVER"; return; fi
+  mkdir -p /var/lib/docker
+  local probe
+  probe=$(mktemp -d /var/lib/docker/relay-overlay-probe.XXXXXX)
+  mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+  if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
+    umount "$probe/merged"
+    echo overlay2
+  else
+    echo vfs
+  fi
+  rm -rf "$probe"
+}
+
 start_engine() {
   engine_up && return 0
   [ "$(id -u)" = 0 ] || fail "no Docker engine is running and starting one needs root"
   if ! pgrep -x dockerd >/dev/null; then
     rm -f /var/run/docker.pid
-    log "starting dockerd (storage driver vfs; log: $DOCKERD_LOG)"
+    local driver
+    driver=$(storage_driver)
+    log "starting dockerd (storage driver $driver; log: $DOCKERD_LOG)"
     # Detached from this script, so the engine (and its build cache) serves the next run too.
-    setsid nohup dockerd --storage-driver=vfs >"$DOCKERD_LOG" 2>&1 < /dev/null &
+    setsid nohup dockerd --storage-driver="$driver" >"$DOCKERD_LOG" 2>&1 < /dev/null &
   fi
   local waited=0
   until engine_up; do

@@ -10,7 +10,6 @@ namespace Relay.IntegrationTests;
 /// unterminated last event on a chat route (defect 2), and combining marks after a flush boundary in scripts that
 /// use them (defect 4).
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class StreamDefectTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     public static TheoryData<int, string> CutCases()
