@@ -34,7 +34,7 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream) : IClassFixture<
             return false;
         });
 
-        await stopping.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await stopping.Task.WaitAsync(Deadline.Default);
 
         // During the drain a new request is refused with 503 (or, once the listener closed, the connection is).
         using var late = SseRead.ChatRequest(relay.Url, headers: new Dictionary<string, string> { ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "3" });
@@ -49,12 +49,12 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream) : IClassFixture<
         {
         }
 
-        var events = await reading.WaitAsync(TimeSpan.FromSeconds(15));
+        var events = await reading.WaitAsync(Deadline.Default);
         var last = events[^1];
         Assert.True(last.IsError, $"last event: {last.Data}\n{string.Join("\n", relay.Logs.GetSnapshot().Select(l => $"{l.Level} {l.Category} {l.Message}"))}");
         Assert.Equal("relay_shutdown", last.Json.GetProperty("error").GetProperty("type").GetString());
         Assert.DoesNotContain(events, e => e.IsDone);
-        await stop!.WaitAsync(TimeSpan.FromSeconds(15));
+        await stop!.WaitAsync(Deadline.Default);
         await upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
     }
 
@@ -82,6 +82,6 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream) : IClassFixture<
         Assert.NotNull(stop);
         Assert.True(events[^1].IsDone, $"last event: {events[^1].Data}");
         Assert.DoesNotContain(events, e => e.IsError);
-        await stop!.WaitAsync(TimeSpan.FromSeconds(15));
+        await stop!.WaitAsync(Deadline.Default);
     }
 }

@@ -145,7 +145,7 @@ public sealed partial class StrictConfigurationTests(MockUpstreamFixture upstrea
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = await process.StandardError.ReadToEndAsync();
         await stdout;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         await process.WaitForExitAsync(timeout.Token);
         return (process.ExitCode, stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
     }

@@ -179,7 +179,7 @@ public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsync
             var after = generated - (caught + 1);
             var ms = (record.GetProperty("aborted_us").GetInt64() - record.GetProperty("token_emit_us")[caught].GetInt64()) / 1000.0;
 
-            var usage = await next.WaitAsync(TimeSpan.FromSeconds(10));
+            var usage = await next.WaitAsync(Deadline.Default);
             Assert.Equal(StreamEndReason.SchemaViolation, usage.EndReason);
             Assert.InRange(usage.CompletionTokensGenerated, caught + 1, generated);
 
@@ -225,7 +225,7 @@ public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsync
         var (_, events) = await StreamAsync(_relay.Url, null, TokensPerSecond);
         Assert.True(events[^1].IsDone, events[^1].Data);
         Assert.DoesNotContain(events, static e => e.IsError);
-        Assert.Equal(StreamEndReason.Completed, (await next.WaitAsync(TimeSpan.FromSeconds(10))).EndReason);
+        Assert.Equal(StreamEndReason.Completed, (await next.WaitAsync(Deadline.Default)).EndReason);
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTes
             ["x-mock-tokens-per-second"] = "0",
             ["x-mock-ttft-ms"] = "0",
         }, cancelAfterChunks: null);
-        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(Deadline.Default);
 
         Assert.Equal("completed", done.GetProperty("status").GetString());
         Assert.Equal(StreamEndReason.Completed, record.EndReason);
@@ -46,7 +46,7 @@ public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTes
             ["x-mock-tokens-per-second"] = "50",
             ["x-mock-ttft-ms"] = "0",
         }, cancelAfterChunks: 3);
-        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(Deadline.Default);
 
         Assert.Equal("cancelled", done.GetProperty("status").GetString());
         Assert.Equal(StreamEndReason.ClientCancelled, record.EndReason);

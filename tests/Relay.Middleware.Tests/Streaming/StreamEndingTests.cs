@@ -137,7 +137,7 @@ public sealed class StreamEndingTests
         using var pipeline = new StreamEventPipeline(s_chat, time);
         var logger = new ListLogger();
 
-        var reason = await new SseStreamRelay(time, logger).RunAsync(context, response, pipeline, lifetime).WaitAsync(TimeSpan.FromSeconds(10));
+        var reason = await new SseStreamRelay(time, logger).RunAsync(context, response, pipeline, lifetime).WaitAsync(Deadline.Default);
 
         Assert.Equal(StreamEndReason.Completed, reason);
         Assert.DoesNotContain(logger.EventNames, n => n is "StreamEndedWithError" or "UpstreamTruncated");
@@ -174,7 +174,7 @@ public sealed class StreamEndingTests
         using var lifetime = new StreamLifetime(time, null, StreamTimeouts.FromOptions(new TimeoutOptions { FirstTokenSeconds = 0, IdleSeconds = 0, MaxDurationSeconds = 0, WriteStallSeconds = 0 }));
         using var pipeline = new StreamEventPipeline(settings, time);
         var reason = await new SseStreamRelay(time, NullLogger<SseStreamRelay>.Instance)
-            .RunAsync(context, response, pipeline, lifetime).WaitAsync(TimeSpan.FromSeconds(10));
+            .RunAsync(context, response, pipeline, lifetime).WaitAsync(Deadline.Default);
         return (reason, Encoding.UTF8.GetString(client.ToArray()));
     }
 
