@@ -11,7 +11,7 @@ using Relay.Middleware.ServerSentEvents;
 namespace Relay.Middleware.Streaming;
 
 /// <summary>
-/// The one loop of one SSE stream (DESIGN.md, step 5): bytes from the upstream go through the stream's
+/// The one loop of one SSE stream (docs/design.md, step 5): bytes from the upstream go through the stream's
 /// <see cref="StreamEventPipeline"/> straight into Kestrel's response pipe, and are flushed as soon as the pipeline
 /// writes them. The loop reads the upstream only after the previous flush completed, so a slow client pushes back
 /// over TCP instead of filling memory (Kestrel holds at most its response buffer limit).
