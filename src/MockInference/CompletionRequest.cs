@@ -43,6 +43,13 @@ internal sealed class CompletionRequest
             return null;
         }
 
+        if (!JsonUnicode.AllStringsAreText(body.Span))
+        {
+            document.Dispose();
+            error = "We could not parse the JSON body of your request: a string holds an unpaired UTF-16 surrogate escape (such as \\ud83d without its pair), which is not text.";
+            return null;
+        }
+
         using (document)
         {
             var root = document.RootElement;

@@ -44,6 +44,7 @@ public static partial class RelayApp
 
         builder.Services.AddRelay(builder.Configuration.GetSection(RelayOptions.SectionName));
         builder.Services.AddReverseProxy().LoadFromConfig(builder.Configuration.GetSection("ReverseProxy")).AddRelayTransforms();
+        WithoutDataProtectionAtStart(builder.Services);
 
         var app = builder.Build();
         if (demoUpstream is not null)
@@ -54,6 +55,27 @@ public static partial class RelayApp
 
         app.MapRelay();
         return app;
+    }
+
+    /// <summary>
+    /// YARP's <c>AddReverseProxy</c> adds ASP.NET Core Data Protection, which only its session affinity cookies and
+    /// headers use, and Data Protection's hosted service loads the key ring as the host starts: on a first start it
+    /// creates a key and warns "No XML encryptor configured. Key ... may be persisted to storage in unencrypted
+    /// form", about something Relay does not use. Without that hosted service nothing touches Data Protection at
+    /// start; a cluster with YARP session affinity still gets its key (and the warning) on first use, where it is
+    /// something to act on (keys shared by the replicas, encrypted at rest).
+    /// </summary>
+    private static void WithoutDataProtectionAtStart(IServiceCollection services)
+    {
+        for (var i = services.Count - 1; i >= 0; i--)
+        {
+            if (services[i].ServiceType == typeof(IHostedService)
+                && services[i].ImplementationType is { Name: "DataProtectionHostedService", Namespace: { } ns }
+                && ns.StartsWith("Microsoft.AspNetCore.DataProtection", StringComparison.Ordinal))
+            {
+                services.RemoveAt(i);
+            }
+        }
     }
 
     /// <summary>

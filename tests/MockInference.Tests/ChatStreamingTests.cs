@@ -203,12 +203,12 @@ public sealed class ChatStreamingTests(MockServerFixture server) : IClassFixture
         var firstReceived = content[0].ReceivedUs;
         var lastEmitted = content[^1].Json.GetProperty("mock_emitted_us").GetInt64();
 
-        // 20 tokens at 10/s: the last is emitted ~1.9 s after the first, which the client already had
-        // (a buffered stream would deliver the first only after the last). Slack for a loaded machine.
-        Assert.True(lastEmitted - firstReceived > 800_000, $"first received {firstReceived}, last emitted {lastEmitted}");
+        // 20 tokens at 10/s: the last is emitted ~1.9 s after the first, which the client already had (a buffered
+        // stream would deliver the first only after the last). An order of events, not a bound.
+        Assert.True(firstReceived < lastEmitted, $"first received {firstReceived}, last emitted {lastEmitted}");
 
-        // Token i is due at arrival + ttft + i / rate: never earlier (but for the timer tick, ~4 ms on
-        // Linux), and (on a machine that is not overloaded) not much later.
+        // Token i is due at arrival + ttft + i / rate: never earlier (but for the timer tick, ~4 ms on Linux). How much
+        // later on a loaded machine is not this test's business (the benchmark measures pacing).
         var record = await MockApi.GetRecordAsync(server.Client, response.Headers.GetValues("x-mock-request-id").Single());
         var arrived = record.GetProperty("arrived_us").GetInt64();
         var emitted = record.GetProperty("token_emit_us").EnumerateArray().Select(t => t.GetInt64()).ToArray();
@@ -218,7 +218,7 @@ public sealed class ChatStreamingTests(MockServerFixture server) : IClassFixture
             Assert.True(emitted[i] >= arrived + 100_000 + (i * 100_000) - 10_000, $"token {i} emitted early: {string.Join(",", emitted.Select(e => e - arrived))}");
         }
 
-        Assert.InRange(emitted[^1] - arrived, 2_000_000 - 10_000, 3_000_000);
+        Assert.True(emitted[^1] - arrived >= 2_000_000 - 10_000, $"the last token came early: {emitted[^1] - arrived} us");
     }
 
     [Fact]

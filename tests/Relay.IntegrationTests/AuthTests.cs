@@ -9,8 +9,7 @@ namespace Relay.IntegrationTests;
 /// Relay keys (hashed in configuration, replaced by the route's upstream key), pass-through, and the
 /// query-string token (RFC 6750 <c>access_token</c> and an alias) that must never reach the upstream URL or a log.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class AuthTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class AuthTests(MockUpstreamFixture upstream) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     internal const string ClientKey = "rk-test-client-key-0123456789abcdef";
     internal const string UpstreamKey = "sk-upstream-secret-9f8e7d6c5b4a";

@@ -7,7 +7,6 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>End to end through Relay: cadence, per-request chunk size, usage semantics, a real SDK.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class CadenceEndToEndTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     [Fact]

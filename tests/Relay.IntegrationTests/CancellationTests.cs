@@ -7,8 +7,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>When the client goes away, the upstream stops generating, over every transport.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class CancellationTests(MockUpstreamFixture upstream)
+public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private const int SlowTotalTokens = 200;
 

@@ -13,7 +13,6 @@ namespace Relay.IntegrationTests;
 /// Compressed event streams that still flush. A client that decompresses incrementally receives
 /// each event when Relay flushes it; the control (a compressor without the per-event flush) holds them back.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class CompressionTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {
     ["Relay:Compression:Enabled"] = "true",

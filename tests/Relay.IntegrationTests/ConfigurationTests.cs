@@ -8,8 +8,7 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Relay.IntegrationTests;
 
 /// <summary>Configuration: YARP's activity timeout left to Relay, per-route overrides, validation at start-up.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ConfigurationTests(MockUpstreamFixture upstream)
+public sealed class ConfigurationTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     [Fact]
     public async Task ClusterWithoutActivityTimeout_GetsOneLongerThanAnyStream()

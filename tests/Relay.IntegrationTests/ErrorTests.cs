@@ -7,7 +7,6 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>Errors in the client's language, before and after the first byte; Relay keeps serving.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class ErrorTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {
     ["Relay:Limits:MaxRequestBodyBytes"] = "65536",

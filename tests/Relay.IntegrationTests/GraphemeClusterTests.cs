@@ -10,7 +10,6 @@ namespace Relay.IntegrationTests;
 /// grapheme clusters: <see cref="StringInfo"/>, like <c>Intl.Segmenter</c>): no cluster is split across events, at
 /// the mock's full pace and at 50 tokens/s, in every token-boundary mode (event latency against direct is reported).
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class GraphemeClusterTests(MockUpstreamFixture upstream, ITestOutputHelper output) : RelayTestBase(upstream)
 {
     private static readonly string[] s_modes = ["hold", "surrogates", "raw-bytes"];

@@ -7,8 +7,7 @@ namespace Relay.IntegrationTests;
 /// Heartbeats keep a silent stream open through an idle timeout (a real nginx whose proxy_read_timeout is
 /// shorter than the upstream's pause), and optionally start before the upstream's first byte.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class HeartbeatTests(MockUpstreamFixture upstream)
+public sealed class HeartbeatTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     // nginx cuts an upstream (Relay) that sends nothing for 2 s; the simulated model pauses 5 s mid-stream.
     private const string ShortReadTimeout = "proxy_read_timeout 2s;";

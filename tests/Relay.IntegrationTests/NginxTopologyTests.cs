@@ -6,7 +6,6 @@ namespace Relay.IntegrationTests;
 /// Nginx with its default <c>proxy_buffering on</c> in front of Relay (a corporate proxy), and nginx in
 /// front of the inference server. The control case shows that the test can fail.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class NginxTopologyTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     // A corporate edge as they come: nginx defaults (proxy_buffering on) plus gzip for every text type, which

@@ -17,8 +17,7 @@ namespace Relay.IntegrationTests;
 /// is configured only through <c>Relay</c> keys gets every setting the host honours. Each control shows the same app
 /// without the setting (or without Relay), where the host's behaviour would be missing.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class PackageOnlyAppTests(MockUpstreamFixture upstream)
+public sealed class PackageOnlyAppTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private static readonly Dictionary<string, string> Quick = new() { ["x-mock-tokens-per-second"] = "0", ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "5" };
 

@@ -7,7 +7,6 @@ namespace Relay.IntegrationTests;
 /// The playground's structured-output mode in a real headless Chromium renders the partial object
 /// (<c>delta.parsed</c>) as it streams: fields appear before the stream ends, and the last value is the whole reply.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class PlaygroundStructuredOutputTests(MockUpstreamFixture upstream)
     : RelayTestBase(upstream, new Dictionary<string, string?> { ["Relay:Playground:Enabled"] = "true" })
 {

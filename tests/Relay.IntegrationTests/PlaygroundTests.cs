@@ -8,7 +8,6 @@ namespace Relay.IntegrationTests;
 /// The playground page in a real headless Chromium: text appears incrementally with EventSource + ticket
 /// and with fetch, Stop aborts the upstream, a reused ticket fails. Also the page's availability and CORS.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class PlaygroundTests(MockUpstreamFixture upstream)
     : RelayTestBase(upstream, new Dictionary<string, string?>
     {

@@ -17,7 +17,6 @@ namespace Relay.IntegrationTests;
 /// Relay cannot re-serialise, requests that reach an upstream's bare error, uploads that are too slow; and the log
 /// line every unhandled exception leaves.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private const string SseReply = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
@@ -163,7 +162,7 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
 
         await ErrorTests.AssertErrorAsync(response, 500, "server_error", "relay_error");
         // The exception handler logs once the response is written: wait for the record, not for a fixed time.
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         var logged = await relay.Logs.GetLogsAsync(timeout.Token).FirstAsync(static r => r.Level == LogLevel.Error, timeout.Token);
         Assert.Single(relay.Logs.GetSnapshot(), static r => r.Level == LogLevel.Error);
         var exception = Assert.IsType<InvalidOperationException>(logged.Exception);
@@ -255,7 +254,7 @@ public sealed class RequestInputTests(MockUpstreamFixture upstream) : RelayTestB
         await stream.WriteAsync(request);
         var head = await CancellationTests.ReadHeadAsync(stream);
         var lengthLine = head.Split("\r\n").FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         if (lengthLine is not null)
         {
             var body = new byte[int.Parse(lengthLine.Split(':')[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)];

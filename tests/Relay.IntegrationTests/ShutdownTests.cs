@@ -5,8 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>Graceful shutdown drains the streams in flight, then ends the rest with relay_shutdown; no silent cut.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ShutdownTests(MockUpstreamFixture upstream)
+public sealed class ShutdownTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private static Dictionary<string, string?> Drain1s() => new() { ["Relay:Shutdown:DrainSeconds"] = "1" };
 
@@ -35,7 +34,7 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream)
             return false;
         });
 
-        await stopping.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await stopping.Task.WaitAsync(Deadline.Default);
 
         // During the drain a new request is refused with 503 (or, once the listener closed, the connection is).
         using var late = SseRead.ChatRequest(relay.Url, headers: new Dictionary<string, string> { ["x-mock-ttft-ms"] = "0", ["x-mock-max-tokens"] = "3" });
@@ -50,12 +49,12 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream)
         {
         }
 
-        var events = await reading.WaitAsync(TimeSpan.FromSeconds(15));
+        var events = await reading.WaitAsync(Deadline.Default);
         var last = events[^1];
         Assert.True(last.IsError, $"last event: {last.Data}\n{string.Join("\n", relay.Logs.GetSnapshot().Select(l => $"{l.Level} {l.Category} {l.Message}"))}");
         Assert.Equal("relay_shutdown", last.Json.GetProperty("error").GetProperty("type").GetString());
         Assert.DoesNotContain(events, e => e.IsDone);
-        await stop!.WaitAsync(TimeSpan.FromSeconds(15));
+        await stop!.WaitAsync(Deadline.Default);
         await upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
     }
 
@@ -83,6 +82,6 @@ public sealed class ShutdownTests(MockUpstreamFixture upstream)
         Assert.NotNull(stop);
         Assert.True(events[^1].IsDone, $"last event: {events[^1].Data}");
         Assert.DoesNotContain(events, e => e.IsError);
-        await stop!.WaitAsync(TimeSpan.FromSeconds(15));
+        await stop!.WaitAsync(Deadline.Default);
     }
 }

@@ -13,7 +13,6 @@ namespace Relay.IntegrationTests;
 /// <c>[DONE]</c> without the last blank line, a non-chat stream's unterminated event) and that an <c>id:</c>-only
 /// block survives. What a browser's <c>EventSource</c> would dispatch is read with the framework's WHATWG parser.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed partial class StreamEndingTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private const string HiChunk = """{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}""";

@@ -7,7 +7,6 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>Events reach the client as they are generated, with proxy-safe headers, over real sockets.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     [Fact]

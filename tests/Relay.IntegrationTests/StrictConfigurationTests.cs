@@ -11,8 +11,7 @@ namespace Relay.IntegrationTests;
 /// <c>Relay.*</c> metadata and in a destination's, naming the key, where it was found and the nearest valid key; the
 /// host prints one line per mistake instead of a stack trace. The README's table lists every key with its scope.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed partial class StrictConfigurationTests(MockUpstreamFixture upstream)
+public sealed partial class StrictConfigurationTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private Dictionary<string, string?> Route(string metadataKey, string value) => new()
     {
@@ -146,7 +145,7 @@ public sealed partial class StrictConfigurationTests(MockUpstreamFixture upstrea
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = await process.StandardError.ReadToEndAsync();
         await stdout;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         await process.WaitForExitAsync(timeout.Token);
         return (process.ExitCode, stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
     }

@@ -14,7 +14,6 @@ namespace Relay.IntegrationTests;
 /// the extra field (and see a schema violation as the stream's error), and the WebSocket bridge carries it in its
 /// <c>response.chunk</c> frames.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class StructuredOutputClientTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private static readonly string? NodeFolder = NodeScript.FindFolder("openai-node", "structured.mjs");

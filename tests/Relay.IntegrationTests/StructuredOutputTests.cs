@@ -17,8 +17,7 @@ namespace Relay.IntegrationTests;
 /// output is validated as it streams and the first violation cancels the upstream and ends the stream with a
 /// <c>schema_violation</c> error event.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     // A support ticket: every keyword a drift of the mock can break (type, enum, maxLength, additionalProperties).
     internal const string Schema = """
@@ -180,7 +179,7 @@ public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsync
             var after = generated - (caught + 1);
             var ms = (record.GetProperty("aborted_us").GetInt64() - record.GetProperty("token_emit_us")[caught].GetInt64()) / 1000.0;
 
-            var usage = await next.WaitAsync(TimeSpan.FromSeconds(10));
+            var usage = await next.WaitAsync(Deadline.Default);
             Assert.Equal(StreamEndReason.SchemaViolation, usage.EndReason);
             Assert.InRange(usage.CompletionTokensGenerated, caught + 1, generated);
 
@@ -226,7 +225,7 @@ public sealed class StructuredOutputTests(MockUpstreamFixture upstream) : IAsync
         var (_, events) = await StreamAsync(_relay.Url, null, TokensPerSecond);
         Assert.True(events[^1].IsDone, events[^1].Data);
         Assert.DoesNotContain(events, static e => e.IsError);
-        Assert.Equal(StreamEndReason.Completed, (await next.WaitAsync(TimeSpan.FromSeconds(10))).EndReason);
+        Assert.Equal(StreamEndReason.Completed, (await next.WaitAsync(Deadline.Default)).EndReason);
     }
 
     [Fact]

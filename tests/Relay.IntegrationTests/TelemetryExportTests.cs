@@ -9,8 +9,7 @@ namespace Relay.IntegrationTests;
 /// Usage metrics and the per-stream log record are exportable over OTLP when an endpoint is configured, and
 /// nothing is exported by default. The collector is a real HTTP server on loopback that records what it receives.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class TelemetryExportTests(MockUpstreamFixture upstream)
+public sealed class TelemetryExportTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private const string Secret = "sk-otlp-secret-4d1f";
 

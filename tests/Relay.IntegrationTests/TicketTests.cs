@@ -13,8 +13,7 @@ using Yarp.ReverseProxy.Configuration;
 namespace Relay.IntegrationTests;
 
 /// <summary>One-time stream tickets: issue with normal auth, redeem once with a plain GET, expiry, tampering, route binding.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     private readonly HttpClient _client = new();
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);

@@ -4,7 +4,6 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests;
 
 /// <summary>Every timeout ends the request with the exact error the client sees, and cancels the upstream.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class TimeoutTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
 

@@ -11,8 +11,7 @@ namespace Relay.IntegrationTests;
 /// PEM files), HTTP/2 negotiated by ALPN. The certificate is generated per test; clients trust it as their CA (never by
 /// switching validation off).
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class TlsTests(MockUpstreamFixture upstream) : IAsyncLifetime
+public sealed class TlsTests(MockUpstreamFixture upstream) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("relay-tls-").FullName;
     private InProcessRelay _relay = null!;

@@ -7,7 +7,6 @@ using Relay.Middleware.Cancellation;
 namespace Relay.IntegrationTests;
 
 /// <summary>One usage record per stream, saying what was generated, what was delivered, and how it ended.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private readonly CapturingUsageSink _sink = new();
@@ -28,7 +27,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
         var events = await SseRead.ReadAllAsync(response);
         Assert.True(events[^1].IsDone);
 
-        var record = await next.WaitAsync(TimeSpan.FromSeconds(10));
+        var record = await next.WaitAsync(Deadline.Default);
         Assert.Equal(StreamEndReason.Completed, record.EndReason);
         Assert.Equal(12, record.CompletionTokensGenerated);
         Assert.False(record.CompletionTokensCounted);
@@ -51,7 +50,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
         var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await CancellationTests.ReadSomeThenDisposeAsync(response, 3);
 
-        var record = await next.WaitAsync(TimeSpan.FromSeconds(10));
+        var record = await next.WaitAsync(Deadline.Default);
         Assert.Equal(StreamEndReason.ClientCancelled, record.EndReason);
         Assert.InRange(record.CompletionTokensGenerated, 3, 199);
         Assert.True(record.CompletionTokensDelivered <= record.CompletionTokensGenerated, $"delivered {record.CompletionTokensDelivered} > generated {record.CompletionTokensGenerated}");
@@ -79,7 +78,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
         using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await SseRead.ReadAllAsync(response);
 
-        var record = await next.WaitAsync(TimeSpan.FromSeconds(10));
+        var record = await next.WaitAsync(Deadline.Default);
         Assert.Equal(StreamEndReason.IdleTimeout, record.EndReason);
         Assert.Equal(3, record.CompletionTokensGenerated);
         Assert.True(record.CompletionTokensCounted);
@@ -94,10 +93,10 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
         var next = sink.Next();
         await using var client = await RawHttp2Client.ConnectWithClosedWindowAsync(new Uri(relay.H2cUrl!).Port);
         await client.PostAsync("/v1/chat/completions", OneTokenPerEventBody, LongFastReply);
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var stop = new CancellationTokenSource(Deadline.Default);
         var reading = client.ReadUntilAsync(() => next.IsCompleted, stop.Token);
 
-        var record = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        var record = await next.WaitAsync(Deadline.Default);
         Assert.True(client.HeadersReceived);
         Assert.Equal(0, client.DataBytes);
         Assert.Equal(StreamEndReason.WriteStallTimeout, record.EndReason);
@@ -135,7 +134,7 @@ public sealed class UsageAccountingTests(MockUpstreamFixture upstream) : RelayTe
 
         using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
-        var record = await next.WaitAsync(TimeSpan.FromSeconds(30));
+        var record = await next.WaitAsync(Deadline.Default);
         Assert.Equal(StreamEndReason.Completed, record.EndReason);
         Assert.Equal(record.CompletionTokensGenerated, record.CompletionTokensDelivered);
     }

@@ -8,7 +8,7 @@ using Relay.Middleware.Errors;
 namespace Relay.Middleware.Auth;
 
 /// <summary>
-/// Resolves who the caller of a route is (DESIGN.md, step 2) from the <c>Authorization</c> header, the
+/// Resolves who the caller of a route is (docs/design.md, step 3) from the <c>Authorization</c> header, the
 /// <c>access_token</c> query parameter, or a redeemed stream ticket, and prepares the upstream request: in
 /// pass-through mode the client's credential goes upstream as <c>Authorization</c>; in relay-keys mode the Relay
 /// key is checked and replaced by the route's upstream key. No secret reaches a log or the upstream URL.

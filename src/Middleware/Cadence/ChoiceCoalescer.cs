@@ -80,7 +80,7 @@ internal sealed class ChoiceCoalescer : IDisposable
 
     /// <summary>
     /// A chunk of one tracked choice that is not a plain text token (a role, a finish reason, a token with other
-    /// fields): written in its place, its text repaired, a character left incomplete at a finish replaced. Call after
+    /// fields): written in its place, its text repaired, a character left incomplete at a finish dropped. Call after
     /// <see cref="FlushAll"/>, so that every choice keeps its order.
     /// </summary>
     public void WriteChoiceChunk(IBufferWriter<byte> output, long now, ReadOnlySpan<byte> data, in ChatChunkInfo info)
@@ -95,7 +95,8 @@ internal sealed class ChoiceCoalescer : IDisposable
             var clean = LenientJsonStringDecoder.Decode(text.Inner(data), ref choice.Carry, _decoded);
             if (info.HasFinishReason)
             {
-                LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, _decoded);
+                // The choice is finished: a character still incomplete will never be completed, and is dropped.
+                choice.Carry.Clear();
             }
 
             var kind = info.Content.IsPresent ? DeltaKind.Content : info.Reasoning.IsPresent ? DeltaKind.Reasoning : DeltaKind.Refusal;
@@ -113,10 +114,11 @@ internal sealed class ChoiceCoalescer : IDisposable
             return;
         }
 
-        if (info.HasFinishReason && !choice.Carry.IsEmpty && choice.Envelope.Length > 0)
+        if (info.HasFinishReason)
         {
-            LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
-            FlushChoice(output, choice, now, allowHold: false);
+            // A length cut inside a character (the upstream's last token ended in its first bytes): what the client
+            // gets ends at the last whole character, as before an error event, not with a U+FFFD the upstream never sent.
+            choice.Carry.Clear();
         }
 
         _splicer.WriteChunk(output, data, -1, DeltaKind.None, default);
@@ -132,11 +134,11 @@ internal sealed class ChoiceCoalescer : IDisposable
         var choice = GetChoice(info.ChoiceIndex);
         var running = choice.Tokens > 0 || choice.HasText;
         var hasLogprobs = info.LogprobsKind != DeltaKind.None;
-        if (running && (choice.Kind != kind || choice.HasLogprobs != hasLogprobs
+        if ((running || !choice.Carry.IsEmpty) && (choice.Kind != kind || choice.HasLogprobs != hasLogprobs
             || (kind == DeltaKind.ToolArguments && choice.ToolIndex != info.ToolIndex)))
         {
-            // Another field starts: what is pending is complete, including a character it will never finish.
-            LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
+            // Another field starts: what is pending is complete; a character it will never finish is dropped.
+            choice.Carry.Clear();
             FlushChoice(output, choice, now, allowHold: false);
             running = choice.Tokens > 0 || choice.HasText;
         }
@@ -155,7 +157,9 @@ internal sealed class ChoiceCoalescer : IDisposable
             // grapheme hold, forward the event as it came (no copy, no re-serialisation).
             _decoded.Clear();
             var clean = LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, _decoded);
-            if (clean && (_structured is null || !_structured.WantsParsed(kind)) && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, out _) == _decoded.Length))
+            choice.Decomposed = choice.Decomposed || (_coalesce && GraphemeHold.HasCombiningDiacritic(_decoded.WrittenSpan));
+            if (clean && (_structured is null || !_structured.WantsParsed(kind))
+                && (!_coalesce || hasLogprobs || GraphemeHold.HoldBackStart(_decoded.WrittenSpan, choice.Fast, choice.Decomposed, out _) == _decoded.Length))
             {
                 _splicer.WriteChunk(output, data, info.ChoiceIndex, kind, _decoded.WrittenSpan);
                 _accounting.OnChunkWritten(1);
@@ -175,6 +179,7 @@ internal sealed class ChoiceCoalescer : IDisposable
 
             tokenStart = choice.Text.Length;
             LenientJsonStringDecoder.Decode(field.Inner(data), ref choice.Carry, choice.Text);
+            choice.Decomposed = choice.Decomposed || GraphemeHold.HasCombiningDiacritic(choice.Text.WrittenSpan[tokenStart..]);
         }
 
         if (hasLogprobs)
@@ -252,7 +257,7 @@ internal sealed class ChoiceCoalescer : IDisposable
         // Token logprobs cannot be split with the text: a run that carries them is never held back.
         if (allowHold && !choice.HasLogprobs)
         {
-            var start = GraphemeHold.HoldBackStart(text, choice.Fast, out var hold);
+            var start = GraphemeHold.HoldBackStart(text, choice.Fast, choice.Decomposed, out var hold);
             if (hold != GraphemeHoldKind.None)
             {
                 // Every hold is bounded from the latest token: a cluster still growing token by token (a family
@@ -335,8 +340,9 @@ internal sealed class ChoiceCoalescer : IDisposable
     }
 
     /// <summary>
-    /// Writes everything pending, nothing held. At the end of the stream (<paramref name="endOfStream"/>) a character
-    /// still incomplete was really sent broken, and becomes U+FFFD.
+    /// Writes everything pending, nothing held. At the end of the stream (<paramref name="endOfStream"/>: its
+    /// <c>[DONE]</c>, its clean end, or an error that ends it) a character still incomplete will never be completed,
+    /// and is dropped: the client sees the text up to the last whole character, never a U+FFFD the upstream did not send.
     /// </summary>
     public void FlushAll(IBufferWriter<byte> output, bool endOfStream)
     {
@@ -347,24 +353,15 @@ internal sealed class ChoiceCoalescer : IDisposable
                 continue;
             }
 
-            if (endOfStream && !choice.Carry.IsEmpty && choice.Envelope.Length > 0)
-            {
-                LenientJsonStringDecoder.FlushCarryAsReplacement(ref choice.Carry, choice.Text);
-            }
-
             if (choice.HasText)
             {
                 FlushChoice(output, choice, _timeProvider.GetTimestamp(), allowHold: false);
             }
-        }
-    }
 
-    /// <summary>The stream ends with an error: the text is cut, so a character still incomplete is dropped.</summary>
-    public void DropIncompleteCharacters()
-    {
-        foreach (var choice in _choices)
-        {
-            choice?.Carry.Clear();
+            if (endOfStream)
+            {
+                choice.Carry.Clear();
+            }
         }
     }
 

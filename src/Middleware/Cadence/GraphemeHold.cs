@@ -16,8 +16,12 @@ namespace Relay.Middleware.Cadence;
 /// <item><see cref="GraphemeHoldKind.Likely"/>: the cluster is certainly or usually continued: U+200D ZERO WIDTH
 /// JOINER (GB11), an odd run of regional indicators (GB12/13: a flag's second letter is missing), an emoji or emoji
 /// modifier, a variation selector or tag character (a selector, modifier, ZWJ or tag usually follows), a Hangul
-/// leading or vowel jamo (GB6/7), an Indic conjunct linker (GB9c), or CR (GB3: CR LF is one cluster). Text
-/// without these clusters never waits for this rule.</item>
+/// leading or vowel jamo (GB6/7), an Indic conjunct linker (GB9c), or CR (GB3: CR LF is one cluster). Also a
+/// letter or mark whose script attaches vowel signs, viramas and tone marks to most consonants (Devanagari to
+/// Malayalam, Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer: <c>त</c> then <c>े</c>, <c>ด</c> then <c>ี</c>), and, in a
+/// choice whose text already had a combining diacritical mark (U+0300..U+036F: decomposed text, <c>Cafe</c> +
+/// U+0301, decomposed Vietnamese), a Latin, Greek or Cyrillic letter or mark. Text without these clusters (Latin
+/// NFC text above all) never waits for this rule.</item>
 /// <item><see cref="GraphemeHoldKind.Possible"/>: any other letter or mark, which a combining mark
 /// (U+0301 after <c>e</c>) may extend. Nothing in the text says so, so this is held only when the upstream is
 /// already faster than the cadence (the caller's <c>fast</c>): the next token is then due before the next flush
@@ -38,6 +42,13 @@ internal static class GraphemeHold
     /// and why it is held.
     /// </summary>
     public static int HoldBackStart(ReadOnlySpan<byte> text, bool fast, out GraphemeHoldKind kind)
+        => HoldBackStart(text, fast, decomposed: false, out kind);
+
+    /// <summary>
+    /// As above, for a choice whose text had a combining diacritical mark (<paramref name="decomposed"/>, see
+    /// <see cref="HasCombiningDiacritic"/>): its final Latin, Greek or Cyrillic letter or mark is held as well.
+    /// </summary>
+    public static int HoldBackStart(ReadOnlySpan<byte> text, bool fast, bool decomposed, out GraphemeHoldKind kind)
     {
         kind = GraphemeHoldKind.None;
         if (text.IsEmpty)
@@ -56,9 +67,9 @@ internal static class GraphemeHold
                 return text.Length - 1;
             }
 
-            if (fast && char.IsAsciiLetter((char)lastByte))
+            if (char.IsAsciiLetter((char)lastByte) && (fast || decomposed))
             {
-                kind = GraphemeHoldKind.Possible;
+                kind = decomposed ? GraphemeHoldKind.Likely : GraphemeHoldKind.Possible;
                 return text.Length - 1;
             }
 
@@ -82,11 +93,35 @@ internal static class GraphemeHold
             return text.Length;
         }
 
-        kind = Classify(last, fast);
+        kind = Classify(last, fast, decomposed);
         return kind == GraphemeHoldKind.None ? text.Length : LastClusterStart(text);
     }
 
-    private static GraphemeHoldKind Classify(Rune last, bool fast)
+    /// <summary>
+    /// Whether <paramref name="text"/> (UTF-8) holds a combining diacritical mark (U+0300..U+036F): text that
+    /// writes its accents as marks after the letter. One vectorised search for the marks' lead bytes.
+    /// </summary>
+    public static bool HasCombiningDiacritic(ReadOnlySpan<byte> text)
+    {
+        // U+0300..U+033F are CC 80..CC BF, U+0340..U+036F are CD 80..CD AF (CD B0.. is Greek); CC and CD are
+        // never continuation bytes.
+        var at = text.IndexOfAny((byte)0xCC, (byte)0xCD);
+        while (at >= 0 && at + 1 < text.Length)
+        {
+            var next = text[at + 1];
+            if (text[at] == 0xCC ? next is >= 0x80 and <= 0xBF : next is >= 0x80 and <= 0xAF)
+            {
+                return true;
+            }
+
+            text = text[(at + 1)..];
+            at = text.IndexOfAny((byte)0xCC, (byte)0xCD);
+        }
+
+        return false;
+    }
+
+    private static GraphemeHoldKind Classify(Rune last, bool fast, bool decomposed)
     {
         var value = last.Value;
         if (value == ZeroWidthJoiner
@@ -100,18 +135,29 @@ internal static class GraphemeHold
             return GraphemeHoldKind.Likely;
         }
 
-        if (fast)
+        var attaching = IsMarkAttachingScript(value) || (decomposed && IsDecomposableScript(value));
+        if (fast || attaching)
         {
             // Letters (Lu..Lo) and marks (Mn, Mc, Me): the categories up to EnclosingMark. (Digits take a combining
             // mark only in keycaps, after a variation selector, which is held above.)
             if (Rune.GetUnicodeCategory(last) <= UnicodeCategory.EnclosingMark)
             {
-                return GraphemeHoldKind.Possible;
+                return attaching ? GraphemeHoldKind.Likely : GraphemeHoldKind.Possible;
             }
         }
 
         return GraphemeHoldKind.None;
     }
+
+    // Scripts whose consonants mostly take a vowel sign, virama or tone mark after them: Devanagari, Bengali,
+    // Gurmukhi, Gujarati, Oriya, Tamil, Telugu, Kannada, Malayalam, Sinhala, Thai, Lao, Tibetan, Myanmar (U+0900..
+    // U+109F), Khmer, Devanagari Extended, Myanmar Extended-B and -A.
+    private static bool IsMarkAttachingScript(int value)
+        => value is >= 0x0900 and <= 0x109F or >= 0x1780 and <= 0x17FF or >= 0xA8E0 and <= 0xA8FF or >= 0xA9E0 and <= 0xA9FF or >= 0xAA60 and <= 0xAA7F;
+
+    // What decomposed text puts combining diacritical marks on: Latin, IPA, the marks themselves, Greek, Cyrillic
+    // (U+0080..U+052F), Latin Extended Additional and Greek Extended.
+    private static bool IsDecomposableScript(int value) => value is < 0x0530 or >= 0x1E00 and <= 0x1FFF;
 
     /// <summary>The start of the last extended grapheme cluster, by UAX #29 over a window of the tail.</summary>
     private static int LastClusterStart(ReadOnlySpan<byte> text)

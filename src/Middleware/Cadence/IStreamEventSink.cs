@@ -3,9 +3,10 @@ using System.Buffers;
 namespace Relay.Middleware.Cadence;
 
 /// <summary>
-/// Where a stream's event pipeline writes its events (DESIGN.md, step 5: "an event sink (the SSE writer, or the
-/// WebSocket frame writer)"). The pipeline decides what goes out and when; the sink decides how it is framed, into
-/// the output the relay loop flushes. One sink per stream; called on the relay loop only.
+/// Where a stream's event pipeline writes its events (docs/design.md, step 5: "into an event sink: SSE into Kestrel's
+/// response pipe, flushing each event, or WebSocket frames"). The pipeline decides what goes out and when; the sink
+/// decides how it is framed, into the output the relay loop flushes. One sink per stream; called on the relay loop
+/// only.
 /// </summary>
 internal interface IStreamEventSink
 {

@@ -183,16 +183,6 @@ internal static class LenientJsonStringDecoder
         return clean;
     }
 
-    /// <summary>Appends U+FFFD for a carried incomplete character that will never be completed.</summary>
-    public static void FlushCarryAsReplacement(ref Utf8Carry carry, PooledByteBuffer output)
-    {
-        if (!carry.IsEmpty)
-        {
-            output.Append(Replacement);
-            carry.Clear();
-        }
-    }
-
     private static bool TryReadUnicodeEscape(ReadOnlySpan<byte> span, out char unit)
     {
         unit = default;

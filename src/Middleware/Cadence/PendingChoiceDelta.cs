@@ -51,6 +51,12 @@ internal sealed class PendingChoiceDelta : IDisposable
     /// <summary>Whether the latest token filled a flush before its slot: the upstream outpaces the cadence.</summary>
     public bool Fast;
 
+    /// <summary>
+    /// Whether the choice's text had a combining diacritical mark: decomposed text, whose final letters are held for
+    /// the mark that may follow (<see cref="GraphemeHold"/>). Once set, it stays.
+    /// </summary>
+    public bool Decomposed;
+
     /// <summary>Whether the pending lone token's slot was already extended by the grace (once per slot).</summary>
     public bool Graced;
 

@@ -34,16 +34,19 @@ namespace Relay.Middleware.Cadence;
 /// Unicode (product spec, "Partial-token handling": "Our SSE encoder buffers token boundaries that span an
 /// incomplete UTF-8 sequence and flushes them together"): text is decoded leniently
 /// (<see cref="LenientJsonStringDecoder"/>) and an incomplete trailing character is carried to the next token of
-/// the choice. If the choice finishes or the stream completes with a character still incomplete, the upstream
-/// really sent a broken character, and the client gets U+FFFD for it. On <see cref="Fail"/> the incomplete bytes
-/// are dropped: the error event says the text is cut; the same holds when the upstream ends with its own error event.
+/// the choice. A character that is never completed (the choice finishes, as at a <c>length</c> cut inside a
+/// character; another field starts; the stream completes, or ends with Relay's or the upstream's error) is
+/// dropped: the client never sees a U+FFFD that the upstream did not send as a whole character. (Bytes that
+/// cannot be a character at all, an incomplete one followed by more text, still become U+FFFD, as in any decoder.)
 /// </para>
 /// <para>
 /// Grapheme clusters: when a flush is due, a trailing cluster that the next token will probably extend
-/// (<see cref="GraphemeHold"/>: a ZWJ, half a flag, an emoji that a modifier or ZWJ may follow) is held until
-/// that token comes, at most 500 ms after the latest token; while the upstream outpaces the
-/// cadence, a trailing letter (which a combining mark may follow) is held at most one interval. Text that ends
-/// otherwise is never held, so holding costs plain text nothing.
+/// (<see cref="GraphemeHold"/>: a ZWJ, half a flag, an emoji that a modifier or ZWJ may follow; a letter or mark of
+/// a script whose consonants mostly take vowel signs (Indic, Thai, Lao, Tibetan, Myanmar, Khmer); a letter of a
+/// choice whose text already had a combining diacritical mark) is held until that token comes, at most 500 ms after
+/// the latest token; while the upstream outpaces the cadence, any trailing letter (which a combining mark may
+/// follow) is held at most one interval. Text that ends otherwise is never held, so holding costs plain text (Latin
+/// NFC text above all) nothing.
 /// </para>
 /// <para>
 /// The pipeline itself routes: each parsed item goes to the coalescer, the splicer or the sink. A stream Relay does
@@ -135,11 +138,12 @@ internal sealed class StreamEventPipeline : IDisposable
     /// Whether a clean end of the upstream's body now would be a complete stream. A stream Relay does not rewrite
     /// always is: it passes through as sent, end included (a WHATWG client drops an unterminated last event
     /// itself). A chat stream is complete when it saw <c>[DONE]</c> or an upstream error event, counting a last
-    /// event whose lines are complete but whose blank line never came (see <see cref="Complete"/>).
+    /// <c>[DONE]</c> whose line is complete but whose blank line never came (see <see cref="Complete"/>).
     /// </summary>
     /// <remarks>
-    /// Call only when the upstream ended cleanly: a final event without its blank line is dispatched here, so a
-    /// stream ending in <c>data: [DONE]\n</c> is complete. Output may be written (that event).
+    /// Call only when the upstream ended cleanly. Any other unterminated last event is discarded, not dispatched,
+    /// so the error event that follows comes right after the last whole event. Output may be written (the
+    /// <c>[DONE]</c>).
     /// </remarks>
     public bool TryDispatchFinalEvent(IBufferWriter<byte> output)
     {
@@ -155,15 +159,13 @@ internal sealed class StreamEventPipeline : IDisposable
             return false;
         }
 
-        DispatchRemaining(output);
+        EndOfInput(output);
         return Accounting.DoneSeen || Accounting.UpstreamErrorSeen;
     }
 
     /// <summary>
-    /// The upstream ended cleanly: write everything still held. A last event whose dispatching blank line never
-    /// came (captures end in <c>data: [DONE]\n</c>) is dispatched, as the OpenAI SDK decoders do at end of stream;
-    /// WHATWG would drop it ("the incomplete event is not dispatched"), but the upstream ended cleanly, so it is
-    /// complete content, not a truncation. Pass-through streams are copied as they came.
+    /// The upstream ended cleanly: write everything still held. An unterminated last event is discarded, except a
+    /// last <c>data: [DONE]</c> line (see <see cref="EndOfInput"/>). Pass-through streams are copied as they came.
     /// </summary>
     public void Complete(IBufferWriter<byte> output)
     {
@@ -174,7 +176,7 @@ internal sealed class StreamEventPipeline : IDisposable
             return;
         }
 
-        DispatchRemaining(output);
+        EndOfInput(output);
         _coalescer.FlushAll(output, endOfStream: true);
     }
 
@@ -191,8 +193,7 @@ internal sealed class StreamEventPipeline : IDisposable
         }
         else
         {
-            _coalescer.FlushAll(output, endOfStream: false);
-            _coalescer.DropIncompleteCharacters();
+            _coalescer.FlushAll(output, endOfStream: true);
         }
 
         _parser.DiscardPartialEvent();
@@ -239,15 +240,27 @@ internal sealed class StreamEventPipeline : IDisposable
         }
     }
 
-    /// <summary>Terminates the last line and block and dispatches them; blank lines after a boundary dispatch nothing.</summary>
-    private void DispatchRemaining(IBufferWriter<byte> output)
+    /// <summary>
+    /// The end of the upstream's body. WHATWG: "Once the end of the file is reached, any pending data must be
+    /// discarded. (If the file ends in the middle of an event, before the final empty line, the incomplete event is
+    /// not dispatched.)" So is a last event here, with one exception: a chat stream's last <c>data: [DONE]</c> line
+    /// without its blank line (captures of real upstreams end so, and the OpenAI SDK decoders dispatch it at end of
+    /// stream) is the complete stream's end, and goes out whole.
+    /// </summary>
+    private void EndOfInput(IBufferWriter<byte> output)
     {
-        _parser.Append("\n\n"u8);
-        var now = _timeProvider.GetTimestamp();
-        while (_parser.TryRead(out var kind))
+        if (_parser.AtLineBoundary)
         {
-            Dispatch(output, kind, now);
+            // Terminate the block (after a CR the first LF is taken for CR LF) to see what it holds.
+            _parser.Append("\n\n"u8);
+            if (_parser.TryRead(out var kind) && kind == SseItemKind.Event && _rewrite
+                && _parser.EventType.IsEmpty && !_parser.EventHadId && _parser.Data.SequenceEqual("[DONE]"u8))
+            {
+                Dispatch(output, kind, _timeProvider.GetTimestamp());
+            }
         }
+
+        _parser.DiscardPartialEvent();
     }
 
     private void HandleEvent(IBufferWriter<byte> output, long now)
@@ -287,8 +300,7 @@ internal sealed class StreamEventPipeline : IDisposable
         {
             // The upstream ends the stream with an error: as for Relay's own failures (Fail), the text before it
             // goes first and an incomplete character is dropped, so the error is the last thing the client sees.
-            _coalescer.FlushAll(output, endOfStream: false);
-            _coalescer.DropIncompleteCharacters();
+            _coalescer.FlushAll(output, endOfStream: true);
             _sink.WriteUpstreamError(output, data);
             Accounting.EventsWritten++;
             return;

@@ -5,7 +5,7 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Relay.Middleware.Errors;
 
 /// <summary>
-/// The one table of how requests and streams end (DESIGN.md, "One table of errors"): every
+/// The one table of how requests and streams end (docs/design.md, "One table of errors"): every
 /// <see cref="StreamEndReason"/> and every YARP <see cref="ForwarderError"/> maps to one
 /// (status, type, code, message). Used before the first byte (Relay's HTTP error), as the final SSE event, as the
 /// WebSocket <c>error</c> and <c>response.done</c>, and, by name, in the usage record.

@@ -16,7 +16,7 @@ using Yarp.ReverseProxy.Model;
 namespace Relay.Middleware.Hosting;
 
 /// <summary>
-/// Relay's step in YARP's proxy pipeline (DESIGN.md, steps 3 and 6): resolves the route's settings, reads and
+/// Relay's step in YARP's proxy pipeline (docs/design.md, steps 3 and 6): resolves the route's settings, reads and
 /// rewrites the JSON body, installs the request's <see cref="StreamLifetime"/> as its cancellation, and turns
 /// YARP's failures before the first byte into OpenAI-style errors with the right status.
 /// </summary>

@@ -31,6 +31,9 @@ public sealed class ResilienceOptions
     /// </summary>
     public int BreakerFailures { get; set; } = 5;
 
-    /// <summary>How long an open breaker skips its destination; then one request tries it again. Default 30.</summary>
+    /// <summary>
+    /// How long an open breaker skips its destination; then one request tries it again. While every destination of
+    /// the cluster is open, one request a second probes one of them instead of waiting this out. Default 30.
+    /// </summary>
     public double BreakSeconds { get; set; } = 30;
 }

@@ -14,7 +14,8 @@ namespace Relay.Middleware.Resilience;
 
 /// <summary>
 /// Retries and failover before the first byte, in YARP's proxy pipeline (after Relay's own step, before load
-/// balancing): each attempt lets YARP pick a destination among those not yet tried whose breaker is closed, so a
+/// balancing): each attempt lets YARP pick a destination among those not yet tried whose breaker is closed (or the
+/// one open destination a request probes when all are open, <see cref="DestinationCircuitBreaker.TryTakeProbe"/>), so a
 /// retry goes through YARP's load balancing, per-destination transforms and passive health like a first attempt.
 /// Polly's retry strategy (the engine of Microsoft.Extensions.Http.Resilience) runs the attempts with exponential
 /// backoff and jitter, or the upstream's <c>Retry-After</c>. The attempts live here rather than in a resilience
@@ -61,16 +62,19 @@ internal sealed partial class UpstreamRetryMiddleware
         var lifetime = feature.Lifetime;
         var attempts = new UpstreamAttemptsFeature { Options = options, RemainingBudget = () => Remaining(lifetime) };
         context.Features.Set(attempts);
-        var state = new AttemptState(this, context, proxy, attempts, MaxAttempts(context, feature));
         try
         {
-            if (proxy.AllDestinations.Count > 0 && CountOpen(proxy.AllDestinations) == proxy.AllDestinations.Count)
+            DestinationState? probe = null;
+            if (proxy.AllDestinations.Count > 0 && CountOpen(proxy.AllDestinations) == proxy.AllDestinations.Count
+                && (probe = _breaker.TryTakeProbe(proxy.AllDestinations)) is null)
             {
                 attempts.Outcome = UpstreamOutcome.BreakerOpen;
                 await WriteUnavailableAsync(context, proxy);
                 return;
             }
 
+            // A probe of an open destination is one attempt: it asks whether the upstream is back, nothing more.
+            var state = new AttemptState(this, context, proxy, attempts, probe is null ? MaxAttempts(context, feature) : 1) { Probe = probe };
             var result = state.MaxAttempts == 1
                 ? await AttemptAsync(state)
                 : await Pipeline(options).ExecuteAsync(static (s, _) => s.Middleware.AttemptAsync(s), state, lifetime.Token);
@@ -102,7 +106,7 @@ internal sealed partial class UpstreamRetryMiddleware
     private async ValueTask<AttemptResult> AttemptAsync(AttemptState state)
     {
         var (context, proxy, attempts) = (state.Context, state.Proxy, state.Attempts);
-        var candidates = Candidates(state);
+        IReadOnlyList<DestinationState> candidates = state.Probe is { } probe ? [probe] : Candidates(state);
         if (candidates.Count == 0)
         {
             return new AttemptResult(AttemptKind.NoDestination, null);
@@ -237,7 +241,7 @@ internal sealed partial class UpstreamRetryMiddleware
             return Task.CompletedTask;
         }, (context.Response, (int)retryAfter.TotalSeconds));
         await OpenAIError.TryWriteResponseAsync(context, StatusCodes.Status503ServiceUnavailable,
-            "Every upstream of this route is failing; Relay stopped calling them for a while (circuit breaker open).",
+            "Every upstream of this route is failing; Relay calls them only about once a second until one answers again (circuit breaker open).",
             RelayErrorTypes.UpstreamError, "upstream_unavailable");
     }
 
@@ -293,6 +297,9 @@ internal sealed partial class UpstreamRetryMiddleware
 
         /// <summary>The destinations tried so far; null before the first attempt reached one.</summary>
         public HashSet<DestinationState>? Tried { get; set; }
+
+        /// <summary>The open destination this request probes (every destination of the cluster is open); null otherwise.</summary>
+        public DestinationState? Probe { get; init; }
     }
 
     /// <summary>The request ended while waiting between attempts; Relay's step answers for the lifetime's reason.</summary>

@@ -1,7 +1,7 @@
 namespace Relay.Middleware.Resume;
 
 /// <summary>
-/// Resumable streams (issue 15), per route: a chat stream whose request sets <c>stream_options.resumable: true</c> gets
+/// Resumable streams, per route: a chat stream whose request sets <c>stream_options.resumable: true</c> gets
 /// an SSE <c>id:</c> on every event and a <c>Relay-Stream-Id</c> header; its events are kept in Redis, so a client that
 /// lost its connection resumes it on any instance with <c>Last-Event-ID</c>. Needs <c>Relay:State:Redis</c>.
 /// </summary>

@@ -1,7 +1,7 @@
 namespace Relay.Middleware.State;
 
 /// <summary>
-/// Where Relay keeps state that several instances share (issue 15): stream tickets and resumable streams. Global.
+/// Where Relay keeps state that several instances share: stream tickets and resumable streams. Global.
 /// </summary>
 public sealed class StateOptions
 {

@@ -11,7 +11,7 @@ using Relay.Middleware.ServerSentEvents;
 namespace Relay.Middleware.Streaming;
 
 /// <summary>
-/// The one loop of one SSE stream (DESIGN.md, step 5): bytes from the upstream go through the stream's
+/// The one loop of one SSE stream (docs/design.md, step 5): bytes from the upstream go through the stream's
 /// <see cref="StreamEventPipeline"/> straight into Kestrel's response pipe, and are flushed as soon as the pipeline
 /// writes them. The loop reads the upstream only after the previous flush completed, so a slow client pushes back
 /// over TCP instead of filling memory (Kestrel holds at most its response buffer limit).
@@ -204,7 +204,8 @@ internal sealed partial class SseStreamRelay
         var output = context.Response.BodyWriter;
 
         // A chat stream is complete with its [DONE] (or the upstream's own error event), even when the upstream
-        // closed right after the [DONE] line without the blank line; a stream Relay does not rewrite passes
+        // closed right after the [DONE] line without the blank line; any other unterminated last event is discarded
+        // (WHATWG), so the truncation error follows the last whole event. A stream Relay does not rewrite passes
         // through as sent, end included: its client decides what an unterminated last event means.
         StreamEndReason outcome;
         var dispatched = pipeline.TryDispatchFinalEvent(output);

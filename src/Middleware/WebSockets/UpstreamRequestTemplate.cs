@@ -14,7 +14,7 @@ namespace Relay.Middleware.WebSockets;
 
 /// <summary>
 /// Makes, for each response a WebSocket session starts, the <see cref="HttpContext"/> of an ordinary
-/// <c>POST .../chat/completions</c> that goes down the same path as an SSE request (DESIGN.md: "one upstream path"):
+/// <c>POST .../chat/completions</c> that goes down the same path as an SSE request (docs/design.md: "one upstream path"):
 /// Relay's own step (body inspection, timeouts, lifetime, accounting), then YARP's session affinity, load
 /// balancing, health checks, forwarder, route transforms and cluster <c>HttpMessageInvoker</c>. The request carries
 /// the upgrade request's headers (auth included) without the WebSocket handshake's, and the features of the

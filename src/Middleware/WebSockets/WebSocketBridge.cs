@@ -11,7 +11,7 @@ namespace Relay.Middleware.WebSockets;
 /// The WebSocket bridge for duplex streams (product spec, "WebSocket bridge for duplex": "push new messages
 /// mid-stream and the model will gracefully cut over"): a WebSocket at <c>/v1/chat/ws</c>, or a WebSocket upgrade
 /// of <c>/v1/chat/completions</c>, runs a conversation whose responses are ordinary chat-completions requests
-/// relayed by the same path as SSE ones (DESIGN.md: "one upstream path and one event pipeline"). The protocol is
+/// relayed by the same path as SSE ones (docs/design.md: "one upstream path and one event pipeline"). The protocol is
 /// docs/websocket-protocol.md.
 /// </summary>
 internal sealed class WebSocketBridge

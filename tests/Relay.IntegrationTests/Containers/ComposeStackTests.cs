@@ -213,7 +213,7 @@ public sealed class ComposeStackTests(ComposeStackTests.ComposeStack compose) : 
                 }
 
                 var servedBy = models.Select(m => Replicas.Where(r => logs[r].Contains($"model {m},", StringComparison.Ordinal)).ToArray()).ToArray();
-                if (servedBy.All(static s => s.Length > 0) || clock.Elapsed > TimeSpan.FromSeconds(15))
+                if (servedBy.All(static s => s.Length > 0) || clock.Elapsed > Deadline.Default)
                 {
                     return servedBy;
                 }

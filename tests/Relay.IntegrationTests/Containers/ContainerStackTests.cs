@@ -96,9 +96,9 @@ public sealed class ContainerStackTests(ContainerStackFixture stack)
             }
 
             return false;
-        }).WaitAsync(TimeSpan.FromSeconds(30));
+        }).WaitAsync(Deadline.Default);
 
-        await stop!.WaitAsync(TimeSpan.FromSeconds(30));
+        await stop!.WaitAsync(Deadline.Default);
         var last = events[^1];
         Assert.True(last.IsError, $"the stream was cut, last event: {last.Data}");
         Assert.Equal("relay_shutdown", last.Json.GetProperty("error").GetProperty("type").GetString());

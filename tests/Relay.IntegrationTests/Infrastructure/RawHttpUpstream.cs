@@ -41,7 +41,7 @@ public sealed class RawHttpUpstream : IAsyncDisposable
     /// <summary>The next request received (its body read to its end, or as far as the client sent it before going away).</summary>
     public async Task<RawHttpRequest> NextRequestAsync()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         return await _requests.Reader.ReadAsync(timeout.Token);
     }
 

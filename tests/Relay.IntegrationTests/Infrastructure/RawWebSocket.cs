@@ -132,7 +132,7 @@ public sealed class RawWebSocket : IAsyncDisposable
 
     private async Task<string> ReadHeadAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var cts = new CancellationTokenSource(Deadline.Default);
         while (true)
         {
             var text = Encoding.ASCII.GetString([.. _pending]);

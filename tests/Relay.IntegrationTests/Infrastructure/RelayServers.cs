@@ -8,20 +8,29 @@ using Microsoft.Extensions.Logging.Testing;
 
 namespace Relay.IntegrationTests.Infrastructure;
 
-/// <summary>The simulated upstream on a real loopback socket, shared by the tests of the assembly.</summary>
+/// <summary>
+/// The simulated upstream on a real loopback socket, one for the whole test assembly: each test class gets it through
+/// <c>IClassFixture&lt;MockUpstreamFixture&gt;</c> (so classes run in parallel, each its own collection), and the server
+/// starts once, on the first class that asks, and lives as long as the test process.
+/// </summary>
 public sealed class MockUpstreamFixture : IAsyncLifetime
 {
-    private WebApplication? _app;
+    private static readonly Lazy<Task<string>> s_shared = new(StartSharedAsync);
 
     public string Url { get; private set; } = "";
 
     public HttpClient Client { get; } = new();
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => Url = await s_shared.Value;
+
+    private static async Task<string> StartSharedAsync()
     {
-        _app = await MockInference.MockInferenceServer.StartAsync("http://127.0.0.1:0");
-        Url = Addresses(_app).First();
-        await WarmUpAsync(Client, Url);
+        // Never disposed: classes start and end in any order, and the process's exit closes the socket.
+        var app = await MockInference.MockInferenceServer.StartAsync("http://127.0.0.1:0");
+        var url = Addresses(app).First();
+        using var client = new HttpClient();
+        await WarmUpAsync(client, url);
+        return url;
     }
 
     /// <summary>
@@ -35,13 +44,10 @@ public sealed class MockUpstreamFixture : IAsyncLifetime
         response.EnsureSuccessStatusCode();
     }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         Client.Dispose();
-        if (_app is not null)
-        {
-            await _app.DisposeAsync();
-        }
+        return Task.CompletedTask;
     }
 
     /// <summary>The simulated upstream's record of one request.</summary>
@@ -69,12 +75,6 @@ public sealed class MockUpstreamFixture : IAsyncLifetime
 public sealed class IsolatedCollection
 {
     public const string Name = "isolated";
-}
-
-[CollectionDefinition(Name)]
-public sealed class UpstreamCollection : ICollectionFixture<MockUpstreamFixture>
-{
-    public const string Name = "upstream";
 }
 
 /// <summary>Relay, in this process, on a real loopback Kestrel socket (port 0), with its logs captured.</summary>

@@ -7,7 +7,7 @@ namespace Relay.IntegrationTests.Infrastructure;
 /// needs extra services (a usage sink, a fake clock) overrides <see cref="ConfigureServices"/> instead of starting its
 /// own Relay.
 /// </summary>
-public abstract class RelayTestBase(MockUpstreamFixture upstream, IDictionary<string, string?>? settings = null) : IAsyncLifetime
+public abstract class RelayTestBase(MockUpstreamFixture upstream, IDictionary<string, string?>? settings = null) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     protected MockUpstreamFixture Upstream { get; } = upstream;
 

@@ -13,27 +13,3 @@ public static class TestData
 
     public static string Path(string relative) => TestDataLocator.Path(relative);
 }
-
-/// <summary>A fact that is skipped, with a clear reason, when the shared test data is absent.</summary>
-public sealed class TestDataFactAttribute : FactAttribute
-{
-    public TestDataFactAttribute()
-    {
-        if (TestData.Root is null)
-        {
-            Skip = TestData.MissingReason;
-        }
-    }
-}
-
-/// <summary>A theory that is skipped, with a clear reason, when the shared test data is absent.</summary>
-public sealed class TestDataTheoryAttribute : TheoryAttribute
-{
-    public TestDataTheoryAttribute()
-    {
-        if (TestData.Root is null)
-        {
-            Skip = TestData.MissingReason;
-        }
-    }
-}

@@ -11,8 +11,7 @@ namespace Relay.IntegrationTests.State;
 /// A resumed stream that is still generating is followed live: the follower on instance B is woken by the blocking read
 /// of B's live feed when A adds an event, and reads Redis once per event, not on a timer.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays shared, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SharedRelays>, IAsyncLifetime
+public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays shared, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>, IClassFixture<SharedRelays>
 {
     private readonly HttpClient _client = new();
     private ConnectionMultiplexer? _admin;

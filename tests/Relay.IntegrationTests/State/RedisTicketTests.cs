@@ -9,8 +9,7 @@ using StackExchange.Redis;
 namespace Relay.IntegrationTests.State;
 
 /// <summary>Tickets shared by instances through a real redis-server, sealed at rest, and what happens when Redis goes away.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class RedisTicketTests(MockUpstreamFixture upstream, SharedRelays shared) : IClassFixture<SharedRelays>
+public sealed class RedisTicketTests(MockUpstreamFixture upstream, SharedRelays shared) : IClassFixture<MockUpstreamFixture>, IClassFixture<SharedRelays>
 {
     private const string StoryPrompt = "A secret plot about lighthouses.";
     private readonly HttpClient _client = new();

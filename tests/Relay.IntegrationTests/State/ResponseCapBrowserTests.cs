@@ -7,8 +7,7 @@ namespace Relay.IntegrationTests.State;
 /// <c>Resume:MaxResponseSeconds</c> 4, ends in the page with the full text exactly once, and the upstream was called
 /// once; the edge cut nothing, since every response ended before its cap.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output)
+public sealed class ResponseCapBrowserTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<MockUpstreamFixture>
 {
     [SkippableFact]
     public async Task EventSourceOnATicketUrl_12sGenerationBehindA5sEdgeCap_PageEndsWithTheFullTextOnce_UpstreamCalledOnce_NothingCut()

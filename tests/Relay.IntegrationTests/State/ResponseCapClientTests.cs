@@ -7,8 +7,7 @@ namespace Relay.IntegrationTests.State;
 /// 4: with <c>clients/js/relay-resumable-fetch.mjs</c> as its fetch it reads one uninterrupted 12 s stream; without
 /// it, the stream stops at the first response's end.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapClientTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output)
+public sealed class ResponseCapClientTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<MockUpstreamFixture>
 {
     private static readonly string? NodeFolder = NodeScript.FindFolder("openai-node", "resumable.mjs");
 

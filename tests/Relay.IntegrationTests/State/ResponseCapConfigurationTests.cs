@@ -4,8 +4,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.State;
 
 /// <summary><c>Resume:MaxResponseSeconds</c> is checked at start-up, in the <c>Relay</c> section and in a route's metadata.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapConfigurationTests(MockUpstreamFixture upstream)
+public sealed class ResponseCapConfigurationTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private Dictionary<string, string?> Route(string value) => new()
     {

@@ -15,8 +15,7 @@ namespace Relay.IntegrationTests.State;
 /// two events, with a retry-only block; resuming continues the stream exactly; the resuming responses are capped too,
 /// on an instance whose own route has no cap (the stream's record carries it). Relay A's route has a 1 s cap; B's none.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ResponseCapTests(MockUpstreamFixture upstream, SharedRelays shared, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<SharedRelays>, IAsyncLifetime
+public sealed class ResponseCapTests(MockUpstreamFixture upstream, SharedRelays shared, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>, IClassFixture<SharedRelays>
 {
     private static readonly TimeSpan Cap = TimeSpan.FromSeconds(1);
 

@@ -9,8 +9,7 @@ using Relay.Middleware.Cancellation;
 namespace Relay.IntegrationTests.State;
 
 /// <summary>Resumable streams across two Relay instances (real Kestrel sockets) sharing one redis-server.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ResumableStreamTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
+public sealed class ResumableStreamTests(MockUpstreamFixture upstream, Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     private readonly HttpClient _client = new();
     private readonly ConcurrentQueue<StreamUsageRecord> _usageA = new();

@@ -5,8 +5,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.State;
 
 /// <summary>A real browser's EventSource on a resumable stream survives a dropped connection.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ResumeBrowserTests(MockUpstreamFixture upstream)
+public sealed class ResumeBrowserTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     [RedisNginxBrowserFact]
     public async Task EventSource_ConnectionKilledMidStream_ReconnectsByItself_AndThePageEndsWithTheFullTextExactlyOnce()

@@ -12,8 +12,7 @@ namespace Relay.IntegrationTests.State;
 /// As a user runs it: two Relay instances (real Kestrel sockets), one redis-server, nginx balancing
 /// round-robin in front, MockInference behind.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class ScaleOutTests(MockUpstreamFixture upstream)
+public sealed class ScaleOutTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     private readonly HttpClient _client = new();
 

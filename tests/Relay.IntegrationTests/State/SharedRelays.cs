@@ -7,7 +7,7 @@ namespace Relay.IntegrationTests.State;
 /// <summary>
 /// One redis-server and two Relay instances on it (A and B), shared by the tests of one class (an
 /// <c>IClassFixture</c>): starting them for every test cost about a second each. Started by the class's first test
-/// (a class fixture cannot take the upstream's collection fixture), stopped after its last one. The tests of a class
+/// (a fixture cannot take the upstream fixture in its constructor), stopped after its last one. The tests of a class
 /// run one at a time, so each may change the instances' state; a test that stops Redis uses instances of its own.
 /// </summary>
 public sealed class SharedRelays : IAsyncLifetime

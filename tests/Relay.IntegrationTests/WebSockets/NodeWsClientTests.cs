@@ -6,7 +6,6 @@ namespace Relay.IntegrationTests.WebSockets;
 /// The same bridge scenarios with an independent client, the npm <c>ws</c> package
 /// (tests/ws-client/scenarios.mjs, which asserts with node:assert and exits non-zero on a failure).
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class NodeWsClientTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {
     ["Relay:WebSocket:MaxMessageBytes"] = "4096",

@@ -8,7 +8,6 @@ namespace Relay.IntegrationTests.WebSockets;
 /// <c>access_token</c> query token, a token offered as a subprotocol), authenticates the handshake before the socket
 /// is accepted, and every response of the session reaches the upstream with the route's upstream key only.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class WebSocketAuthTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, AuthTests.RelayKeySettings())
 {
     public static TheoryData<string> Sources() => ["header", "query", "subprotocol"];

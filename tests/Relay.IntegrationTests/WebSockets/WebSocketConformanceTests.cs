@@ -8,7 +8,6 @@ namespace Relay.IntegrationTests.WebSockets;
 /// RFC 6455 conformance of the bridge's endpoint, with raw frames over a TCP socket: the receiver cases of
 /// websockets/ws (MIT) and the UTF-8 payloads of Autobahn case 6 (Apache-2.0), from ../shared/testdata/websocket.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class WebSocketConformanceTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     public static TheoryData<string> FrameVectors()

@@ -7,8 +7,7 @@ using Relay.IntegrationTests.Infrastructure;
 namespace Relay.IntegrationTests.WebSockets;
 
 /// <summary>Shutdown, the browser token form, and keepalive of the WebSocket bridge.</summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
+public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
     [Fact]
     public async Task Shutdown_EndsTheResponseWithAnErrorEvent_ThenClosesWith1001()
@@ -37,7 +36,7 @@ public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
         Assert.Equal("relay_shutdown", (await idle.ReceiveAsync())!.Json.GetProperty("error").GetProperty("code").GetString());
         Assert.Null(await idle.ReceiveAsync());
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, idle.Socket.CloseStatus);
-        await stop.WaitAsync(TimeSpan.FromSeconds(20));
+        await stop.WaitAsync(Deadline.Default);
     }
 
     [Fact]
@@ -121,7 +120,7 @@ public sealed class WebSocketSessionLifecycleTests(MockUpstreamFixture upstream)
         var buffer = new byte[64 * 1024];
         await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(System.Text.Json.JsonSerializer.Serialize(BridgeClient.Create())), WebSocketMessageType.Text, true, CancellationToken.None);
         string? last = null;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         while (last is null || !last.Contains("\"response.done\"", StringComparison.Ordinal))
         {
             var result = await socket.ReceiveAsync(buffer, timeout.Token);

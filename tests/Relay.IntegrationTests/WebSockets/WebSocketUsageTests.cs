@@ -10,7 +10,6 @@ namespace Relay.IntegrationTests.WebSockets;
 /// <c>response.done</c> reports the usage of the response's <c>StreamEnded</c> record, so a client
 /// and the accounting never disagree about one response.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     private readonly Channel<StreamUsageRecord> _records = Channel.CreateUnbounded<StreamUsageRecord>();
@@ -28,7 +27,7 @@ public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTes
             ["x-mock-tokens-per-second"] = "0",
             ["x-mock-ttft-ms"] = "0",
         }, cancelAfterChunks: null);
-        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(Deadline.Default);
 
         Assert.Equal("completed", done.GetProperty("status").GetString());
         Assert.Equal(StreamEndReason.Completed, record.EndReason);
@@ -47,7 +46,7 @@ public sealed class WebSocketUsageTests(MockUpstreamFixture upstream) : RelayTes
             ["x-mock-tokens-per-second"] = "50",
             ["x-mock-ttft-ms"] = "0",
         }, cancelAfterChunks: 3);
-        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var record = await _records.Reader.ReadAsync().AsTask().WaitAsync(Deadline.Default);
 
         Assert.Equal("cancelled", done.GetProperty("status").GetString());
         Assert.Equal(StreamEndReason.ClientCancelled, record.EndReason);

@@ -118,7 +118,7 @@ public sealed class RelayErrorTableTests
     {
         using var run = new BlockedStream(firstChunk: ChatChunks.Content("hi"));
         var relaying = run.RunAsync();
-        await run.FirstEventReceived.WaitAsync(TimeSpan.FromSeconds(10));
+        await run.FirstEventReceived.WaitAsync(Deadline.Default);
         run.Lifetime.Cancel(reason);
         Assert.Equal(reason, await relaying);
 
@@ -134,7 +134,7 @@ public sealed class RelayErrorTableTests
     {
         using var run = new BlockedStream(firstChunk: ChatChunks.Content("hi"));
         var relaying = run.RunAsync();
-        await run.FirstEventReceived.WaitAsync(TimeSpan.FromSeconds(10));
+        await run.FirstEventReceived.WaitAsync(Deadline.Default);
         run.Lifetime.Cancel(reason);
         Assert.Equal(reason, await relaying);
         Assert.Equal(ChatChunks.Content("hi"), Encoding.UTF8.GetString(run.Received()));
@@ -194,7 +194,7 @@ public sealed class RelayErrorTableTests
             try
             {
                 return await new SseStreamRelay(_time, NullLogger<SseStreamRelay>.Instance)
-                    .RunAsync(Context, _upstream, _pipeline, Lifetime).WaitAsync(TimeSpan.FromSeconds(10));
+                    .RunAsync(Context, _upstream, _pipeline, Lifetime).WaitAsync(Deadline.Default);
             }
             finally
             {

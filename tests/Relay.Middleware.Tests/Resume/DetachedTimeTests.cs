@@ -59,6 +59,6 @@ public sealed class DetachedTimeTests : IAsyncDisposable
     {
         var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var registration = token.Register(() => cancelled.TrySetResult());
-        await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await cancelled.Task.WaitAsync(Deadline.Default);
     }
 }

@@ -49,7 +49,7 @@ public sealed class ResponseCapTests : IAsyncDisposable
         Assert.False(client.Completion.IsCompleted);
 
         _time.Advance(TimeSpan.FromSeconds(0.1));
-        await client.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        await client.Completion.WaitAsync(Deadline.Default);
 
         Assert.Equal("data: 1\nid: rs_AAAAAAAAAAAAAAAAAAAAAA:1\n\n: keep-alive\n\nretry: 250\n\n", await ReadAllAsync(client.Pipe));
         Assert.False(_stream.Attached); // Detached: Resume:DetachedSeconds runs until a reader resumes.
@@ -69,8 +69,8 @@ public sealed class ResponseCapTests : IAsyncDisposable
         Assert.False(client.Completion.IsCompleted); // Not inside the flush.
 
         var text = ReadAllAsync(client.Pipe);
-        await flush.WaitAsync(TimeSpan.FromSeconds(10));
-        await client.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        await flush.WaitAsync(Deadline.Default);
+        await client.Completion.WaitAsync(Deadline.Default);
         Assert.Equal("data: a longer first event\nid: rs_AAAAAAAAAAAAAAAAAAAAAA:1\n\nretry: 250\n\n", await text);
     }
 

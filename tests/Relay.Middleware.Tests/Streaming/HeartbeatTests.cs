@@ -84,7 +84,7 @@ public sealed class HeartbeatTests : IAsyncDisposable
 
     private async Task<string> ClientAsync()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         var result = await _client.Reader.ReadAsync(timeout.Token);
         var text = Encoding.UTF8.GetString(result.Buffer);
         _client.Reader.AdvanceTo(result.Buffer.End);
@@ -94,7 +94,7 @@ public sealed class HeartbeatTests : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _upstream.Writer.CompleteAsync();
-        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+        await _run.WaitAsync(Deadline.Default);
         _pipeline.Dispose();
         _lifetime.Dispose();
     }

@@ -61,7 +61,7 @@ public sealed class RelayLoopTimerTests : IAsyncDisposable
 
     private async Task<string> ClientAsync()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(Deadline.Default);
         var result = await _client.Reader.ReadAsync(timeout.Token);
         var text = Encoding.UTF8.GetString(result.Buffer);
         _client.Reader.AdvanceTo(result.Buffer.End);
@@ -71,7 +71,7 @@ public sealed class RelayLoopTimerTests : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _upstream.Writer.CompleteAsync();
-        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+        await _run.WaitAsync(Deadline.Default);
         _pipeline.Dispose();
         _lifetime.Dispose();
     }

@@ -120,15 +120,14 @@ public sealed class MockDriftDetectionTests : IAsyncLifetime
         using var response = await _client!.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         response.EnsureSuccessStatusCode();
         var tokens = new List<string>();
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        while (await reader.ReadLineAsync() is { } line)
+        foreach (var received in await SseTestReader.ReadAllAsync(await response.Content.ReadAsStreamAsync()))
         {
-            if (!line.StartsWith("data: {", StringComparison.Ordinal))
+            if (received.Comment is not null || received.Data is not [(byte)'{', ..])
             {
                 continue;
             }
 
-            using var chunk = JsonDocument.Parse(line["data: ".Length..]);
+            using var chunk = JsonDocument.Parse(received.Data);
             if (chunk.RootElement.GetProperty("choices") is { ValueKind: JsonValueKind.Array } choices && choices.GetArrayLength() > 0
                 && choices[0].GetProperty("delta").TryGetProperty("content", out var content) && content.GetString() is { Length: > 0 } text)
             {

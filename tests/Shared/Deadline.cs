@@ -1,4 +1,4 @@
-namespace Relay.IntegrationTests.Infrastructure;
+namespace Relay.Tests.Shared;
 
 /// <summary>
 /// How long a test waits for a condition before it fails. Tests wait for the condition itself (a log record, the
