@@ -15,8 +15,7 @@ namespace Relay.IntegrationTests;
 /// The simulated upstream's <c>x-mock-fail-times</c>/<c>x-mock-fail-key</c> make "N failures, then back", and its
 /// <c>/mock/fail-keys/{key}</c> count is the upstream's own record of the calls it got.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDisposable
+public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDisposable, IClassFixture<MockUpstreamFixture>
 {
     private readonly HttpClient _client = new();
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);

@@ -12,7 +12,6 @@ namespace Relay.IntegrationTests;
 /// checks the bytes); the upstream answers 400 <c>invalid_request_error</c>, and the client gets that answer, never
 /// a 500 from either of them.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
 public sealed class LoneSurrogateEndToEndTests(MockUpstreamFixture upstream) : RelayTestBase(upstream)
 {
     [Theory]

@@ -8,8 +8,7 @@ namespace Relay.IntegrationTests;
 /// configured. Key ... may be persisted to storage in unencrypted form": YARP adds ASP.NET Core Data Protection (for
 /// session affinity, which a default configuration does not use) and its hosted service created a key at start.
 /// </summary>
-[Collection(UpstreamCollection.Name)]
-public sealed class StartupLogTests(MockUpstreamFixture upstream) : IDisposable
+public sealed class StartupLogTests(MockUpstreamFixture upstream) : IDisposable, IClassFixture<MockUpstreamFixture>
 {
     // A home of its own: a first start, with no Data Protection key ring yet (the machine's own may hold one).
     private readonly DirectoryInfo _home = Directory.CreateTempSubdirectory("relay-home-");
