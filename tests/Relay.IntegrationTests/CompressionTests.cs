@@ -18,13 +18,6 @@ public sealed class CompressionTests(MockUpstreamFixture upstream) : RelayTestBa
     ["Relay:Compression:Enabled"] = "true",
 })
 {
-    private static readonly Dictionary<string, string> Paced = new()
-    {
-        ["x-mock-ttft-ms"] = "0",
-        ["x-mock-tokens-per-second"] = "10",
-        ["x-mock-max-tokens"] = "8",
-    };
-
     [Theory]
     [InlineData("gzip")]
     [InlineData("br")]
@@ -42,40 +35,52 @@ public sealed class CompressionTests(MockUpstreamFixture upstream) : RelayTestBa
             Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         }
 
-        // Each event, decompressed as bytes arrive, reaches the client within a few ms of the upstream emitting it
-        // (tokens are 100 ms apart: a compressor waiting for a block would hold them all to the end).
+        // Each event, decompressed as bytes arrive, reaches the client when Relay flushes it: the upstream holds the rest
+        // of its stream until the client has the first content (a compressor waiting for a block would hold it to the end).
+        await using var gated = await GatedChatUpstream.StartAsync(before: 1, after: 6);
+        await using var relay = await InProcessRelay.StartAsync(gated.Url, new Dictionary<string, string?> { ["Relay:Compression:Enabled"] = "true" });
         var method = encoding == "gzip" ? DecompressionMethods.GZip : DecompressionMethods.Brotli;
         using var client = new HttpClient(new SocketsHttpHandler { AutomaticDecompression = method });
-        using var paced = SseRead.ChatRequest(Relay.Url, streamOptions: new { chunk_size = 1 }, headers: Paced);
+        using var paced = SseRead.ChatRequest(relay.Url, streamOptions: new { chunk_size = 1 });
         using var streamed = await client.SendAsync(paced, HttpCompletionOption.ResponseHeadersRead);
-        var events = await SseRead.ReadAllAsync(streamed);
-        var content = events.Where(static e => e.Content.Length > 0).ToList();
-        Assert.True(content.Count >= 6, $"{content.Count} content events");
+        var events = await SseRead.ReadAllAsync(streamed, stopAfter: OpenOnFirstContent(gated.Open));
+        Assert.True(await gated.OpenedByClient, "the first event reached the client only after the upstream ended");
+        Assert.Equal(7, events.Count(static e => e.Content.Length > 0));
         Assert.True(events[^1].IsDone);
-        var delaysMs = content.Select(static e => (e.ReceivedUs - e.Json.GetProperty("mock_emitted_us").GetInt64()) / 1000.0).ToList();
-        Assert.True(delaysMs.Max() < 60, $"event delays (ms): {string.Join(", ", delaysMs)}");
     }
 
     [Fact]
     public async Task Control_CompressionWithoutAPerEventFlush_HoldsTheEventsBack()
     {
         // The same compression middleware on a server that writes SSE events without flushing them: the
-        // compressor keeps them until the response ends, which is what a per-event flush prevents.
+        // compressor keeps them until the response ends, which is what a per-event flush prevents. The server holds
+        // the rest of its stream until the client has the first event, or (as here) until the gate opens by itself.
+        var opened = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ended = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Services.AddResponseCompression(static o => o.MimeTypes = ["text/event-stream"]);
         await using var app = builder.Build();
         app.UseResponseCompression();
-        app.MapGet("/events", static async (HttpContext context) =>
+        var requests = 0;
+        app.MapGet("/events", async (HttpContext context) =>
         {
             context.Response.ContentType = "text/event-stream";
-            for (var i = 0; i < 8; i++)
+            // The Stream API, with no flush (HttpResponse.WriteAsync(string) would flush each write).
+            await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes("data: {\"n\":0}\n\n"));
+            if (Interlocked.Increment(ref requests) > 1)
             {
-                var sent = SseRead.NowUs();
-                // The Stream API, with no flush (HttpResponse.WriteAsync(string) would flush each write).
-                await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes($"data: {{\"sent_us\":{sent}}}\n\n"));
-                await Task.Delay(50);
+                // The streaming read below is the second request; the first only checks the encoding.
+                _ = Task.Delay(TimeSpan.FromSeconds(1)).ContinueWith(_ => opened.TrySetResult(false), TaskScheduler.Default);
+                await opened.Task.WaitAsync(Deadline.Default);
             }
+
+            for (var i = 1; i < 8; i++)
+            {
+                await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes($"data: {{\"n\":{i}}}\n\n"));
+            }
+
+            ended.TrySetResult(SseRead.NowUs());
         });
         await app.StartAsync();
 
@@ -89,9 +94,14 @@ public sealed class CompressionTests(MockUpstreamFixture upstream) : RelayTestBa
 
         using var client = new HttpClient(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.GZip });
         using var response = await client.GetAsync(MockUpstreamFixture.Addresses(app).First() + "/events", HttpCompletionOption.ResponseHeadersRead);
-        var events = await SseRead.ReadAllAsync(response);
-        var delaysMs = events.Select(static e => (e.ReceivedUs - e.Json.GetProperty("sent_us").GetInt64()) / 1000.0).ToList();
-        Assert.True(delaysMs[0] > 300, $"event delays (ms): {string.Join(", ", delaysMs)} {string.Join(",", response.Content.Headers.ContentEncoding)}");
+        var events = await SseRead.ReadAllAsync(response, stopAfter: e =>
+        {
+            opened.TrySetResult(true);
+            return false;
+        });
+        Assert.Equal(8, events.Count);
+        Assert.False(await opened.Task, "the first event reached the client while the server held the rest: nothing was held back");
+        Assert.True(events[0].ReceivedUs > await ended.Task, "the first event arrived before the server ended");
     }
 
     [Fact]
@@ -149,6 +159,17 @@ public sealed class CompressionTests(MockUpstreamFixture upstream) : RelayTestBa
         Assert.Contains(messages, m => m.Content.Length > 0);
         Assert.Equal("completed", messages[^1].Json.GetProperty("response").GetProperty("status").GetString());
     }
+
+    /// <summary>A stop-after callback that never stops and opens a gate on the first content.</summary>
+    private static Func<ReceivedEvent, bool> OpenOnFirstContent(Action open) => e =>
+    {
+        if (e.Content.Length > 0)
+        {
+            open();
+        }
+
+        return false;
+    };
 
     private static Dictionary<string, string> Fast() => new()
     {

@@ -23,7 +23,7 @@ public sealed class ForwardingLogTests
         using var client = new HttpClient();
         using var cancel = new CancellationTokenSource();
         var send = client.SendAsync(SseRead.ChatRequest(relay.Url), HttpCompletionOption.ResponseHeadersRead, cancel.Token);
-        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await arrived.Task.WaitAsync(Deadline.Default);
         await cancel.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send);
 

@@ -11,6 +11,7 @@ using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
 using Relay.IntegrationTests.Infrastructure;
 using Relay.Middleware.Accounting;
+using Xunit.Abstractions;
 
 namespace Relay.IntegrationTests;
 
@@ -19,7 +20,7 @@ namespace Relay.IntegrationTests;
 /// per destination. The simulated upstream's <c>x-mock-fail-times</c>/<c>x-mock-fail-key</c> make "N failures, then
 /// success", and its <c>/mock/fail-keys/{key}</c> count is the upstream's own record of the attempts.
 /// </summary>
-public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
+public sealed class ResilienceTests(MockUpstreamFixture upstream, ITestOutputHelper output) : IAsyncLifetime, IClassFixture<MockUpstreamFixture>
 {
     private readonly HttpClient _client = new();
     private readonly RecordSink _sink = new();
@@ -48,6 +49,7 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var events = await SseRead.ReadAllAsync(response);
+        // A lower bound the rule guarantees by construction (the retry waits for a 1 s timer), so it cannot flake.
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.95), $"Retry-After: 1 was not honoured: {clock.Elapsed}");
         Assert.Contains(events, e => e.Content.Length > 0);
         Assert.True(events[^1].IsDone);
@@ -87,13 +89,14 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
     [Fact]
     public async Task RetryAfterLongerThanTheRouteCap_IsPassedToTheClientAtOnce()
     {
-        await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { ["Relay:Resilience:MaxRetryAfterSeconds"] = "0.5" });
+        // Relay's clock never moves: any wait (Retry-After or backoff) would hold the answer until the deadline.
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, new Dictionary<string, string?> { ["Relay:Resilience:MaxRetryAfterSeconds"] = "0.5" },
+            services: s => s.AddSingleton<TimeProvider>(new FakeTimeProvider(DateTimeOffset.UtcNow)));
         var key = NewKey();
-        var clock = Stopwatch.StartNew();
-        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: FailFirst(key, 1, 429)));
+        using var deadline = new CancellationTokenSource(Deadline.Default);
+        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: FailFirst(key, 1, 429)), deadline.Token);
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
         Assert.Equal("1", response.Headers.GetValues("Retry-After").Single());
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(0.9), $"{clock.Elapsed}");
         Assert.Equal(1, await UpstreamCountAsync(key));
     }
 
@@ -144,14 +147,16 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
     public async Task ConnectionRefusedOnTheFirstDestination_TheSecondStreams_AtOnce()
     {
         var sink = new RecordSink();
-        await using var relay = await InProcessRelay.StartAsync(upstream.Url, TwoDestinations(upstream.Url), services: s => s.AddSingleton<IStreamUsageSink>(sink));
+        // Relay's clock never moves: a failover that waited (a backoff) would hold the stream until the deadline.
+        await using var relay = await InProcessRelay.StartAsync(upstream.Url, TwoDestinations(upstream.Url), services: s => s
+            .AddSingleton<IStreamUsageSink>(sink)
+            .AddSingleton<TimeProvider>(new FakeTimeProvider(DateTimeOffset.UtcNow)));
         var key = NewKey();
-        var clock = Stopwatch.StartNew();
-        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: Fast(key)), HttpCompletionOption.ResponseHeadersRead);
+        using var deadline = new CancellationTokenSource(Deadline.Default);
+        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: Fast(key)), HttpCompletionOption.ResponseHeadersRead, deadline.Token);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"failover waited: {clock.Elapsed}");
+        Assert.True((await SseRead.ReadAllAsync(response, deadline.Token))[^1].IsDone);
         Assert.Equal(1, await UpstreamCountAsync(key));
         var record = await sink.NextAsync();
         Assert.Equal(["a-refused", "b-mock"], record.UpstreamDestinations);
@@ -188,7 +193,7 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
         using var response = await _client.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var (apiKey, authorization) = await received.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (apiKey, authorization) = await received.Task.WaitAsync(Deadline.Default);
         Assert.Equal("azure-secret", apiKey);
         Assert.Equal("", authorization);
     }
@@ -222,7 +227,8 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
         }
 
         Assert.Equal(2, await UpstreamCountAsync(key));
-        // The fastest of ten: the first includes JIT compilation, and the machine running the tests is shared.
+        // Refused at once: Relay's clock does not move, and the upstream is not called. How fast (the fastest of ten,
+        // the first includes JIT compilation) is a latency figure: written to the output, not asserted.
         var fastest = TimeSpan.MaxValue;
         for (var i = 0; i < 10; i++)
         {
@@ -234,7 +240,7 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
             Assert.Equal("1", refused.Headers.GetValues("Retry-After").Single());
         }
 
-        Assert.True(fastest < TimeSpan.FromMilliseconds(5), $"refused in {fastest.TotalMilliseconds} ms");
+        output.WriteLine($"refused in {fastest.TotalMilliseconds:F2} ms (the fastest of ten)");
         Assert.Equal(2, await UpstreamCountAsync(key));
 
         time.Advance(TimeSpan.FromSeconds(31));
@@ -260,8 +266,10 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal("first_token_timeout", await ErrorCodeAsync(response));
-        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1.4), TimeSpan.FromSeconds(3));
-        Assert.InRange(await UpstreamCountAsync(key), 2, 6);
+        // The 504 cannot come before the 1.5 s timer fires (a lower bound by construction); how many attempts fit in
+        // before it depends on the machine's pace: fewer than MaxAttempts (the timeout stopped the retries, not the count).
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.4), $"{clock.Elapsed}");
+        Assert.InRange(await UpstreamCountAsync(key), 1, 9);
     }
 
     [Fact]
@@ -276,9 +284,10 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
         var clock = Stopwatch.StartNew();
         using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: FailFirst(key, 100, 503)));
 
-        // The first 503 (Retry-After: 1) fits into 1.5 s; the second does not: it goes to the client at once.
+        // The first 503 (Retry-After: 1) fits into 1.5 s; the second does not: it goes to the client (a wait for it would
+        // have ended in the first-token timeout's 504 instead). The first wait is a lower bound by construction.
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
-        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.95), TimeSpan.FromSeconds(1.45));
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.95), $"{clock.Elapsed}");
         Assert.Equal(2, await UpstreamCountAsync(key));
     }
 
@@ -348,7 +357,7 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream) : IAsyncLifeti
 
         public async Task<StreamUsageRecord> NextAsync()
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            using var timeout = new CancellationTokenSource(Deadline.Default);
             return await _records.Reader.ReadAsync(timeout.Token);
         }
     }

@@ -96,11 +96,9 @@ public sealed class TicketTests(MockUpstreamFixture upstream) : IAsyncLifetime, 
         var current = config.GetConfig();
         config.Update([current.Routes[0] with { RouteId = "another" }], current.Clusters);
 
-        var before = DateTime.UtcNow;
         using var response = await _client.GetAsync(_relay.Url + url);
         Assert.False(response.Headers.Contains("x-mock-request-id"), "the upstream must not be called");
         await ErrorTests.AssertErrorAsync(response, 401, "authentication_error", "ticket_route_mismatch");
-        Assert.True(DateTime.UtcNow - before < TimeSpan.FromSeconds(5));
     }
 
     [Fact]

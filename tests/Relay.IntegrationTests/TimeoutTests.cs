@@ -55,7 +55,9 @@ public sealed class TimeoutTests(MockUpstreamFixture upstream) : RelayTestBase(u
         var id = response.Headers.GetValues("x-mock-request-id").Single();
         var events = await SseRead.ReadAllAsync(response);
 
-        Assert.Contains(events, e => e.Content.Length > 0);
+        // The stream had started (the error is an event after the first chunk, not a 504); whether a content token
+        // also made it within the 1 s depends on the machine's pace (a loaded CI machine delivered only the role chunk).
+        Assert.True(events.Count >= 2, string.Join(" | ", events.Select(static e => e.Data)));
         AssertFinalTimeout(events, "max_duration_timeout");
         var record = await Upstream.WaitForRecordAsync(id, r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
         Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 100);
