@@ -160,7 +160,7 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (!relay.Logs.GetSnapshot().Any(r => r.Id.Name == eventName))
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"no {eventName} log record: " + string.Join(" | ", relay.Logs.GetSnapshot().Select(r => r.Message)));
+            Assert.True(clock.Elapsed < Deadline.Default, $"no {eventName} log record: " + string.Join(" | ", relay.Logs.GetSnapshot().Select(r => r.Message)));
             await Task.Delay(10);
         }
     }

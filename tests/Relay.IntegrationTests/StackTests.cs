@@ -36,7 +36,8 @@ public abstract class StackTests<TProvider> : IAsyncLifetime
         Assert.True(events[^1].IsDone);
         var first = events.First(e => e.Content.Length > 0);
         var lastEmitted = events.Where(e => !e.IsDone).Max(e => e.Json.GetProperty("mock_emitted_us").GetInt64());
-        Assert.True(lastEmitted - first.ReceivedUs > 1_500_000, "the stream was buffered somewhere in the stack");
+        // An order of events, not a bound: a buffering hop delivers the first content only after the last emission.
+        Assert.True(first.ReceivedUs < lastEmitted, $"the stream was buffered somewhere in the stack: the first content arrived {(first.ReceivedUs - lastEmitted) / 1000} ms after the last token was emitted");
     }
 
     [SkippableFact]

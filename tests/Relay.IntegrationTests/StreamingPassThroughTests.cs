@@ -24,9 +24,10 @@ public sealed class StreamingPassThroughTests(MockUpstreamFixture upstream) : Re
         var content = events.Where(e => e.Content.Length > 0).ToList();
         Assert.True(content.Count >= 2, "expected several content events");
         var lastEmitted = events.Where(e => !e.IsDone && !e.IsError).Max(e => e.Json.GetProperty("mock_emitted_us").GetInt64());
-        // The first content event was in the client's hands while the upstream still had >2 s of tokens to go.
-        Assert.True(lastEmitted - content[0].ReceivedUs > 2_000_000,
-            $"first content received {(lastEmitted - content[0].ReceivedUs) / 1000} ms before the last token was emitted");
+        // The first content event was in the client's hands while the upstream still had tokens to go (about 3 s of
+        // them): an order of events, not a bound; a buffering proxy delivers it only after the last emission.
+        Assert.True(content[0].ReceivedUs < lastEmitted,
+            $"first content received {(content[0].ReceivedUs - lastEmitted) / 1000} ms after the last token was emitted");
         Assert.True(events[^1].IsDone);
     }
 
