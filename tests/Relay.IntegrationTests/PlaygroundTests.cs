@@ -1,6 +1,9 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Relay.IntegrationTests.Infrastructure;
+using Relay.Middleware.Accounting;
+using Relay.Middleware.Cancellation;
 
 namespace Relay.IntegrationTests;
 
@@ -15,11 +18,15 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream)
         ["Relay:Cors:AllowedOrigins:0"] = "https://app.example",
     })
 {
+    private readonly TimedUsageSink _usage = new();
+
+    protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton<IStreamUsageSink>(_usage);
+
     [BrowserFact]
     public async Task EventSourceWithTicket_ShowsTheReplyIncrementally_AndTheTicketCannotBeReused()
     {
         var result = await BrowserDriver.RunAsync(Relay.Url, "stream", "eventsource");
-        AssertStreamedIncrementally(result);
+        await AssertStreamedIncrementallyAsync(result);
         var reuse = result.GetProperty("reuse");
         Assert.Equal(410, reuse.GetProperty("status").GetInt32());
         Assert.Equal("ticket_used", JsonDocument.Parse(reuse.GetProperty("body").GetString()!).RootElement.GetProperty("error").GetProperty("code").GetString());
@@ -28,7 +35,7 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream)
     [BrowserFact]
     public async Task Fetch_ShowsTheReplyIncrementally()
     {
-        AssertStreamedIncrementally(await BrowserDriver.RunAsync(Relay.Url, "stream", "fetch"));
+        await AssertStreamedIncrementallyAsync(await BrowserDriver.RunAsync(Relay.Url, "stream", "fetch"));
     }
 
     [BrowserFact]
@@ -38,15 +45,16 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream)
         Assert.Equal("stopped", result.GetProperty("status").GetString());
         var record = await Upstream.WaitForRecordAsync(result.GetProperty("requestId").GetString()!,
             r => MockUpstreamFixture.IsAborted(r) && MockUpstreamFixture.IsFinished(r));
-        // The upstream stopped generating well before the end of its 200-token reply.
-        Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 150, record.ToString());
+        // The upstream stopped generating before the end of its reply (at least 200 tokens) and generated nothing after.
+        Assert.True(record.GetProperty("tokens_at_abort").GetInt32() < 200, record.ToString());
+        Assert.Equal(record.GetProperty("tokens_at_abort").GetInt32(), record.GetProperty("tokens_generated").GetInt32());
     }
 
     [BrowserFact]
     public async Task WebSocket_ShowsTheReplyIncrementally()
     {
         var result = await BrowserDriver.RunAsync(Relay.Url, "stream", "websocket");
-        AssertStreamedIncrementally(result);
+        await AssertStreamedIncrementallyAsync(result);
         Assert.Equal("completed", result.GetProperty("responses")[0].GetProperty("status").GetString());
     }
 
@@ -125,7 +133,13 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream)
         Assert.False((await Client.SendAsync(offRequest)).Headers.Contains("Access-Control-Allow-Origin"));
     }
 
-    private static void AssertStreamedIncrementally(JsonElement result)
+    /// <summary>
+    /// The page showed the reply as it streamed: many updates of the text, the first of them and the one that made
+    /// half the text before Relay ended the stream. An order of events on one clock (the page's times moved to the
+    /// machine's monotonic clock by the driver, the stream's end noted by the usage sink), not a bound on time: a
+    /// stream held back anywhere between Relay and the page would show its first text only after Relay ended it.
+    /// </summary>
+    private async Task AssertStreamedIncrementallyAsync(JsonElement result)
     {
         Assert.Equal("done", result.GetProperty("status").GetString());
         Assert.Equal(0, result.GetProperty("consoleErrors").GetArrayLength());
@@ -134,11 +148,26 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream)
         Assert.EndsWith("ms", result.GetProperty("ttft").GetString());
         Assert.True(int.TryParse(result.GetProperty("tps").GetString(), out var tps) && tps > 0, result.GetProperty("tps").GetString());
 
-        // The text grew in many steps spread over the upstream's pacing (about 4 s at 50 tokens/s), not at once.
-        var updates = result.GetProperty("updates").EnumerateArray().Select(u => (T: u.GetProperty("t").GetDouble(), Length: u.GetProperty("length").GetInt32())).ToList();
+        var (record, endedUs) = await _usage.FirstAsync(static r => r.EndReason == StreamEndReason.Completed);
+        var updates = PageUpdates(result, "updates", static u => u.GetProperty("length").GetInt32());
+        AssertOnOneClock(updates, record, endedUs);
         Assert.True(updates.Count > 50, $"only {updates.Count} DOM updates");
-        var halfText = updates.First(u => u.Length >= text.Length / 2);
-        Assert.True(updates[^1].T - updates[0].T > 2000, $"all text arrived within {updates[^1].T - updates[0].T} ms");
-        Assert.True(halfText.T - updates[0].T > 1000, "half of the text was there almost at once");
+        var halfText = updates.First(u => u.Value >= text.Length / 2);
+        Assert.True(updates[0].Us < endedUs, $"the first text appeared {(updates[0].Us - endedUs) / 1000} ms after Relay ended the stream");
+        Assert.True(halfText.Us < endedUs, $"half of the text appeared only {(halfText.Us - endedUs) / 1000} ms after Relay ended the stream");
+    }
+
+    /// <summary>
+    /// The two clocks line up: the page cannot show text before Relay started the stream (a check of the driver's clock
+    /// offset; without it a wrong offset could pass every order above).
+    /// </summary>
+    internal static void AssertOnOneClock(List<(long Us, int Value)> updates, StreamUsageRecord record, long endedUs)
+        => Assert.True(updates[0].Us > endedUs - (long)record.Duration.TotalMicroseconds, $"the page's first update is {(endedUs - (long)record.Duration.TotalMicroseconds - updates[0].Us) / 1000} ms before the stream began: the page's clock is not on the monotonic clock");
+
+    /// <summary>The page's updates of one kind, each with its time on the machine's monotonic clock (µs).</summary>
+    internal static List<(long Us, int Value)> PageUpdates(JsonElement result, string name, Func<JsonElement, int> value)
+    {
+        var offsetUs = result.GetProperty("pageClockOffsetUs").GetInt64();
+        return [.. result.GetProperty(name).EnumerateArray().Select(u => ((long)(u.GetProperty("t").GetDouble() * 1000) + offsetUs, value(u)))];
     }
 }

@@ -50,14 +50,14 @@ try {
 
   const result = { scenario, mode, consoleErrors };
   if (scenario === 'structured') {
-    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     Object.assign(result, await page.evaluate(() => ({
       parsedUpdates: window.__parsed,
       statusUpdates: window.__status,
       parsed: document.getElementById('parsed').textContent,
     })));
   } else if (scenario === 'stream') {
-    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     if (mode === 'eventsource') {
       // A ticket starts one stream: the same URL again must fail.
       result.reuse = await page.evaluate(async () => {
@@ -67,20 +67,27 @@ try {
     }
   } else if (scenario === 'interrupt') {
     // Type into the interrupt box while the reply streams; the page continues in a new response.
-    await page.waitForFunction(() => document.getElementById('output').textContent.length > 40, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 40, null, { timeout: 60000 });
     result.interruptedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
     await page.fill('#interrupt', 'Stop. Tell me about cats instead.');
     await page.click('#interruptSend');
-    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
   } else {
-    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 60000 });
     await page.click('#stop');
     if (mode === 'websocket') {
-      await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+      await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     }
     result.stoppedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
   }
 
+  // The page's clock (performance.now, ms) against this machine's monotonic clock (µs; CLOCK_MONOTONIC, which is
+  // also the clock of .NET's Stopwatch and so of the simulated upstream's emit times): the test puts the page's
+  // updates on the upstream's timeline, to compare their order with the tokens' emission.
+  const beforeUs = process.hrtime.bigint() / 1000n;
+  const pageNowMs = await page.evaluate(() => performance.now());
+  const afterUs = process.hrtime.bigint() / 1000n;
+  result.pageClockOffsetUs = Number((beforeUs + afterUs) / 2n) - Math.round(pageNowMs * 1000);
   Object.assign(result, await page.evaluate(() => ({
     status: document.getElementById('status').textContent,
     text: document.getElementById('output').textContent,

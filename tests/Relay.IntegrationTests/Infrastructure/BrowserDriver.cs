@@ -21,7 +21,7 @@ public static class BrowserDriver
 
     public static async Task<JsonElement> RunAsync(string relayUrl, params string[] args)
     {
-        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(Directory!, "playground.mjs", [relayUrl, .. args], TimeSpan.FromSeconds(90));
+        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(Directory!, "playground.mjs", [relayUrl, .. args], TimeSpan.FromSeconds(180));
         var output = stdout.Trim();
         if (exitCode != 0 || output.Length == 0)
         {
