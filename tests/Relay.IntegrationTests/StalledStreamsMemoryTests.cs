@@ -17,8 +17,8 @@ namespace Relay.IntegrationTests;
 [Collection(IsolatedCollection.Name)]
 public sealed class StalledStreamsMemoryTests : IAsyncLifetime
 {
-    // Its own upstream, in a collection that runs alone: 1,000 streams filling their buffers would disturb the
-    // timing of tests running beside them on a 2-core machine.
+    // In a collection that runs alone, after the parallel ones: 1,000 streams filling their buffers would load the
+    // machine under the tests running beside them, and the control's measuring window wants the machine to itself.
     private readonly MockUpstreamFixture upstream = new();
 
     private const int TokensPerSecond = 500;
