@@ -33,6 +33,12 @@ internal sealed partial class LiveEventFeed(RedisState redis, ResumableStreams s
     /// <summary>How long one blocking read waits on the server before it is sent again (under the client's 5 s command timeout).</summary>
     internal TimeSpan Block { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// For tests only: replaces the followers' own wait (their one-second fallback), so that a test sees events reach a
+    /// follower through this feed's reads alone.
+    /// </summary>
+    internal TimeSpan? FollowerWaitOverride { get; set; }
+
     private long _reads;
 
     /// <summary>How many blocking reads the loop has sent (for tests and diagnostics).</summary>
@@ -94,7 +100,7 @@ internal sealed partial class LiveEventFeed(RedisState redis, ResumableStreams s
 
         try
         {
-            await changed.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(false);
+            await changed.WaitAsync(FollowerWaitOverride ?? timeout, time, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (TimeoutException)

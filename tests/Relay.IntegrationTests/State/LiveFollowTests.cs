@@ -75,10 +75,12 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays s
     {
         // B's live read blocks on a first stream that stalls (4 s per read, so it does not come back by itself). A
         // second stream followed meanwhile must wake it: without that, its follower gets events only when that read
-        // runs out, up to 4 s later, while the live client gets one every 250 ms.
+        // runs out, up to 4 s later, while the live client gets one every 500 ms. The followers' own one-second fallback
+        // is switched off, so events reach a follower through the feed's reads alone.
         var feed = shared.B.App.Services.GetRequiredService<Relay.Middleware.Resume.LiveEventFeed>();
         var block = feed.Block;
         feed.Block = TimeSpan.FromSeconds(4);
+        feed.FollowerWaitOverride = Deadline.Default;
         var stalling = Knobs(seed: 43, maxTokens: 10, tokensPerSecond: 0);
         stalling["x-mock-stall-after-tokens"] = "2";
         stalling["x-mock-stall-ms"] = "15000"; // Quiet for the whole test (cancelled at its end).
@@ -94,8 +96,8 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays s
             // 4 s: without a wake, it holds the events of a stream followed meanwhile.
             await NextReadAsync(feed, reads + 2);
 
-            // 12 tokens at 4 tokens/s (under 3 s), followed on B at once.
-            var knobs = Knobs(seed: 42, maxTokens: 12, tokensPerSecond: 4);
+            // 12 tokens at 2 tokens/s (about 6 s), followed on B at once.
+            var knobs = Knobs(seed: 42, maxTokens: 12, tokensPerSecond: 2);
             using var live = await _client.SendAsync(ResumeClient.Start(shared.A.Url, knobs), HttpCompletionOption.ResponseHeadersRead);
             var streamId = live.Headers.GetValues("Relay-Stream-Id").Single();
             var clock = Stopwatch.StartNew();
@@ -108,9 +110,10 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays s
             await liveReading;
 
             // Events the live client had before the follow began are replayed. Of the later ones, most must reach the
-            // follower before the live client has the next one (the upstream emits one every 250 ms): an order of
-            // events the upstream paces, not a time. Without the wake a follower waits for its own one-second timeout,
-            // so about three in four come later than that. The delays behind the live client are printed, not asserted.
+            // follower before the live client has the next one (the upstream emits one every 500 ms): an order of
+            // events the upstream paces, not a time. Without the wake the events of the blocked read's 4 s wait for it
+            // to run out (the followers' own fallback is off), so about eight in eleven come later than that. The delays
+            // behind the live client are printed, not asserted.
             var compared = liveTimes.Keys.Where(k => liveTimes[k] > followStarted && liveTimes.ContainsKey(k + 1)).Order().ToList();
             output.WriteLine("follower delays behind the live client (ms): " + string.Join(", ", compared.Select(k => (followerTimes[k] - liveTimes[k]).ToString("F0", CultureInfo.InvariantCulture))));
             Assert.True(compared.Count >= 8, $"{compared.Count} live events compared");
@@ -126,6 +129,7 @@ public sealed class LiveFollowTests(MockUpstreamFixture upstream, SharedRelays s
         finally
         {
             feed.Block = block;
+            feed.FollowerWaitOverride = null;
             using var cancel = await _client.SendAsync(ResumeClient.Cancel(shared.A.Url, quietId)); // Nothing left generating for the next test, also after a failure.
         }
     }
