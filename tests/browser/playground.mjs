@@ -4,14 +4,22 @@
 //   node playground.mjs <relay url> stop <eventsource|fetch|websocket>
 //   node playground.mjs <relay url> interrupt websocket
 //   node playground.mjs <relay url> structured <eventsource|fetch|websocket>   (structured-output mode, mock JSON reply)
+// With a gate (stream and structured): the upstream sent the first part of its reply (<length> characters of content)
+// and holds the rest until the gate URL is POSTed. The script opens it once the page shows that first part, and
+// reports what the page showed then ("gate"): the page provably rendered the reply while the rest was not yet sent.
+//   node playground.mjs <relay url> <stream|structured> <mode> <gate url> <length>
+// With BROWSER_WS_ENDPOINT (a playwright browser server, see browser-server.mjs) the script uses that Chromium
+// instead of launching its own.
 import { chromium } from 'playwright-core';
 
-const [baseUrl, scenario, mode] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const [baseUrl, scenario, mode, gateUrl, gateLength] = process.argv.slice(2);
+const browser = process.env.BROWSER_WS_ENDPOINT
+  ? await chromium.connect(process.env.BROWSER_WS_ENDPOINT)
+  : await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
 try {
   // The structured scenario asks the simulated upstream for a JSON reply (its knobs are request headers).
   const page = await browser.newPage(scenario === 'structured' ? {
@@ -49,6 +57,16 @@ try {
   await page.click('#start');
 
   const result = { scenario, mode, consoleErrors };
+  if (gateUrl) {
+    await page.waitForFunction(n => document.getElementById('output').textContent.length >= n, Number(gateLength), { timeout: 30000 });
+    result.gate = await page.evaluate(() => {
+      let fields = -1;
+      try { fields = Object.keys(JSON.parse(document.getElementById('parsed').textContent)).length; } catch { }
+      return { text: document.getElementById('output').textContent, fields, status: document.getElementById('status').textContent };
+    });
+    const opened = await fetch(gateUrl, { method: 'POST' });
+    if (!opened.ok) throw new Error(`the gate answered ${opened.status}`);
+  }
   if (scenario === 'structured') {
     await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
     Object.assign(result, await page.evaluate(() => ({
