@@ -1,9 +1,9 @@
 // Drives Relay's playground in Debian's headless Chromium (playwright-core, no bundled browser) and prints one
-// JSON line with what the page showed. Run by PlaygroundBrowserTests (xunit), which asserts on it:
-//   node playground.mjs <relay url> stream <eventsource|fetch>
+// JSON line with what the page showed. Run by PlaygroundTests and PlaygroundStructuredOutputTests (xunit), which asserts on it:
+//   node playground.mjs <relay url> stream <eventsource|fetch|websocket>   (with a gate)
 //   node playground.mjs <relay url> stop <eventsource|fetch|websocket>
 //   node playground.mjs <relay url> interrupt websocket
-//   node playground.mjs <relay url> structured <eventsource|fetch|websocket>   (structured-output mode, mock JSON reply)
+//   node playground.mjs <relay url> structured <eventsource|fetch|websocket>   (structured-output mode, with a gate)
 // With a gate (stream and structured): the upstream sent the first part of its reply (<length> characters of content)
 // and holds the rest until the gate URL is POSTed. The script opens it once the page shows that first part, and
 // reports what the page showed then ("gate"): the page provably rendered the reply while the rest was not yet sent.
@@ -21,9 +21,10 @@ const browser = process.env.BROWSER_WS_ENDPOINT
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   });
 try {
-  // The structured scenario asks the simulated upstream for a JSON reply (its knobs are request headers).
-  const page = await browser.newPage(scenario === 'structured' ? {
-    extraHTTPHeaders: { 'x-mock-reply': 'json', 'x-mock-seed': '3', 'x-mock-ttft-ms': '0', 'x-mock-tokens-per-second': '40' },
+  // The simulated upstream's knobs are request headers. Stop: the upstream stalls after 20 tokens until it is
+  // aborted, so the page's Stop comes before the end of the reply however slow the machine is.
+  const page = await browser.newPage(scenario === 'stop' ? {
+    extraHTTPHeaders: { 'x-mock-stall-after-tokens': '20', 'x-mock-stall-ms': '600000' },
   } : {});
   const consoleErrors = [];
   page.on('pageerror', e => consoleErrors.push(String(e)));

@@ -69,7 +69,11 @@ public sealed class GatedChatUpstream : IAsyncDisposable
         => "data: {\"id\":\"g1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":"
             + delta + ",\"finish_reason\":" + finishReason + "}]}\n\n";
 
-    private static string ContentChunk(string content) => Chunk("{\"content\":" + JsonSerializer.Serialize(content) + "}");
+    /// <summary>One content chunk, as an OpenAI-compatible server sends it.</summary>
+    public static string ContentChunk(string content) => Chunk("{\"content\":" + JsonSerializer.Serialize(content) + "}");
+
+    /// <summary>The chunk with <c>finish_reason</c>.</summary>
+    public static string StopChunk { get; } = Chunk("{}", "\"stop\"");
 
     private Task OpenFromRequestAsync(HttpContext context)
     {
@@ -104,7 +108,7 @@ public sealed class GatedChatUpstream : IAsyncDisposable
             await context.Response.WriteAsync(ContentChunk(contents[i]), context.RequestAborted);
         }
 
-        var end = Chunk("{}", "\"stop\"");
+        var end = StopChunk;
         if (usage)
         {
             end += "data: {\"id\":\"g1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":"
