@@ -135,7 +135,7 @@ public sealed class ChatStreamingTests(MockServerFixture server) : IClassFixture
         var choice = completion.GetProperty("choices")[0];
         var tokens = completion.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
 
-        // The README: "natural length (whole sentences, at least 200 tokens)"; the longest sentence is under 40 tokens.
+        // docs/mock-inference.md: "natural length (whole sentences, at least 200 tokens)"; the longest sentence is under 40 tokens.
         Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
         Assert.EndsWith(".", choice.GetProperty("message").GetProperty("content").GetString(), StringComparison.Ordinal);
         Assert.InRange(tokens, 200, 240);

@@ -29,7 +29,7 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
         var key = await OpenTheBreakerAsync(relay, failures: 2);
 
         // Still within the probe interval: refused at once, without calling the upstream, told when to come back.
-        using (var refused = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: Fast(key))))
+        using (var refused = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: ResilienceTests.Fast(key))))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
             Assert.Equal("upstream_unavailable", await ErrorCodeAsync(refused));
@@ -44,7 +44,7 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
         Assert.Equal(3, await UpstreamCountAsync(key));
 
         // The probe's success closed the breaker: the requests after it go to the upstream at once.
-        await WaitForLogAsync(relay, "BreakerClosed");
+        await relay.WaitForLogAsync(static r => r.Id.Name == "BreakerClosed");
         await AssertServedAsync(relay, key);
         Assert.Equal(4, await UpstreamCountAsync(key));
     }
@@ -59,7 +59,7 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
         {
             _time.Advance(TimeSpan.FromSeconds(1));
             // The probe reaches the upstream, which is still failing: its own 503 goes to the client.
-            using (var probe = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: FailFirst(key, 100, 503))))
+            using (var probe = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: ResilienceTests.FailFirst(key, 100, 503))))
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, probe.StatusCode);
                 Assert.Equal("service_unavailable", await ErrorCodeAsync(probe));
@@ -68,7 +68,7 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
             // Every other request of that second is answered by the breaker.
             for (var i = 0; i < 3; i++)
             {
-                using var refused = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: FailFirst(key, 100, 503)));
+                using var refused = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: ResilienceTests.FailFirst(key, 100, 503)));
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
                 Assert.Equal("upstream_unavailable", await ErrorCodeAsync(refused));
             }
@@ -130,17 +130,17 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
         var key = Guid.NewGuid().ToString("N");
         for (var i = 0; i < 2; i++)
         {
-            using var failed = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: FailFirst(key, failures, 503)));
+            using var failed = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: ResilienceTests.FailFirst(key, failures, 503)));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, failed.StatusCode);
         }
 
-        await WaitForLogAsync(relay, "BreakerOpened");
+        await relay.WaitForLogAsync(static r => r.Id.Name == "BreakerOpened");
         return key;
     }
 
     private async Task AssertServedAsync(InProcessRelay relay, string key)
     {
-        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: Fast(key)), HttpCompletionOption.ResponseHeadersRead);
+        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: ResilienceTests.Fast(key)), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
     }
@@ -148,37 +148,10 @@ public sealed class BreakerRecoveryTests(MockUpstreamFixture upstream) : IDispos
     private async Task<IReadOnlyList<string>> ServedThroughAsync(InProcessRelay relay, CapturingUsageSink sink)
     {
         var record = sink.Next();
-        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: Fast(Guid.NewGuid().ToString("N"))), HttpCompletionOption.ResponseHeadersRead);
+        using var response = await _client.SendAsync(SseRead.ChatRequest(relay.Url, headers: ResilienceTests.Fast(Guid.NewGuid().ToString("N"))), HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
-        return (await record.WaitAsync(TimeSpan.FromSeconds(30))).UpstreamDestinations;
-    }
-
-    /// <summary>Polls the captured logs (observed state, with a deadline only a failure reaches) until the event is there.</summary>
-    private static async Task WaitForLogAsync(InProcessRelay relay, string eventName)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!relay.Logs.GetSnapshot().Any(r => r.Id.Name == eventName))
-        {
-            Assert.True(clock.Elapsed < Deadline.Default, $"no {eventName} log record: " + string.Join(" | ", relay.Logs.GetSnapshot().Select(r => r.Message)));
-            await Task.Delay(10);
-        }
-    }
-
-    private static Dictionary<string, string> Fast(string key) => new()
-    {
-        ["x-mock-ttft-ms"] = "0",
-        ["x-mock-tokens-per-second"] = "0",
-        ["x-mock-max-tokens"] = "5",
-        ["x-mock-fail-key"] = key,
-    };
-
-    private static Dictionary<string, string> FailFirst(string key, int times, int status)
-    {
-        var headers = Fast(key);
-        headers["x-mock-status"] = status.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        headers["x-mock-fail-times"] = times.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return headers;
+        return (await record.WaitAsync(Deadline.Default)).UpstreamDestinations;
     }
 
     private async Task<int> UpstreamCountAsync(string key)

@@ -159,10 +159,14 @@ public sealed class PlaygroundTests(MockUpstreamFixture upstream, BrowserServer 
 
     /// <summary>
     /// The upstream generated no more than the 20 tokens before its stall (the driver's Stop scenario asks for a stall
-    /// that only an abort ends): the abort, not the end of the 200-token reply, finished the generation.
+    /// that only an abort ends): the abort, not the end of the 200-token reply, finished the generation, and nothing
+    /// was generated after it.
     /// </summary>
     private static void AssertStoppedInTheStall(JsonElement record)
-        => Assert.True(record.GetProperty("tokens_at_abort").GetInt32() <= 20, record.ToString());
+    {
+        Assert.True(record.GetProperty("tokens_at_abort").GetInt32() <= 20, record.ToString());
+        Assert.Equal(record.GetProperty("tokens_at_abort").GetInt32(), record.GetProperty("tokens_generated").GetInt32());
+    }
 
     /// <summary>
     /// Streams a reply whose upstream holds all but its first <see cref="BeforeGate"/> chunks until the page shows

@@ -317,7 +317,7 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream, ITestOutputHel
 
     private static string NewKey() => Guid.NewGuid().ToString("N");
 
-    private static Dictionary<string, string> Fast(string key) => new()
+    internal static Dictionary<string, string> Fast(string key) => new()
     {
         ["x-mock-ttft-ms"] = "0",
         ["x-mock-tokens-per-second"] = "0",
@@ -325,7 +325,7 @@ public sealed class ResilienceTests(MockUpstreamFixture upstream, ITestOutputHel
         ["x-mock-fail-key"] = key,
     };
 
-    private static Dictionary<string, string> FailFirst(string key, int times, int status)
+    internal static Dictionary<string, string> FailFirst(string key, int times, int status)
     {
         var headers = Fast(key);
         headers["x-mock-status"] = status.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -18,8 +18,8 @@ namespace Relay.IntegrationTests;
 [Collection(IsolatedCollection.Name)]
 public sealed class StalledStreamsMemoryTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    // Its own upstream, in a collection that runs alone: 1,000 streams filling their buffers would disturb the
-    // timing of tests running beside them on a 2-core machine.
+    // In a collection that runs alone, after the parallel ones: 1,000 streams filling their buffers would load the
+    // machine under the tests running beside them.
     private readonly MockUpstreamFixture upstream = new();
 
     private const int TokensPerSecond = 500;
@@ -58,9 +58,8 @@ public sealed class StalledStreamsMemoryTests(ITestOutputHelper output) : IAsync
     [Fact]
     public async Task Control_BufferBoundRaised_UpstreamKeepsGeneratingAndMemoryGrows()
     {
-        // 40 streams: about 12 MiB of events in the window. With 20 (about 6 MiB) the growth sat at the 8 MiB threshold
-        // once Relay's stream path stopped allocating per read: the measure then saw little more than the buffered bytes.
-        // Not a window of wall-clock time (a loaded machine generates slower): the measure runs until the upstream has
+        // 40 streams: about 20 MiB of events buffered by the end of the measure, well over the 8 MiB threshold (with a
+        // few streams the measure sees little more than the buffered bytes). Not a window of wall-clock time (a loaded machine generates slower): the measure runs until the upstream has
         // generated half of every reply, the amount the stalled streams above stay below, and fails only when the
         // generation stops for good (pushed back) before that.
         const int streams = 40;

@@ -9,7 +9,7 @@ namespace Relay.IntegrationTests;
 /// <summary>
 /// Strict configuration: a key Relay does not read fails at start-up, in the <c>Relay</c> section, in a route's
 /// <c>Relay.*</c> metadata and in a destination's, naming the key, where it was found and the nearest valid key; the
-/// host prints one line per mistake instead of a stack trace. The README's table lists every key with its scope.
+/// host prints one line per mistake instead of a stack trace. The table in docs/configuration.md lists every key with its scope.
 /// </summary>
 public sealed partial class StrictConfigurationTests(MockUpstreamFixture upstream) : IClassFixture<MockUpstreamFixture>
 {
@@ -110,21 +110,21 @@ public sealed partial class StrictConfigurationTests(MockUpstreamFixture upstrea
     }
 
     [Fact]
-    public void ReadmeTable_ListsEveryRelayKey_WithItsScope()
+    public void ConfigurationTable_ListsEveryRelayKey_WithItsScope()
     {
-        var readme = File.ReadAllText(Path.Combine(TestData.RepositoryRoot, "README.md"));
-        var rows = TableRow().Matches(readme).Select(static m => (Key: m.Groups["key"].Value, Scope: m.Groups["scope"].Value)).ToList();
+        var reference = File.ReadAllText(Path.Combine(TestData.RepositoryRoot, "docs", "configuration.md"));
+        var rows = TableRow().Matches(reference).Select(static m => (Key: m.Groups["key"].Value, Scope: m.Groups["scope"].Value)).ToList();
         Assert.NotEmpty(rows);
         foreach (var (key, scope) in rows)
         {
-            Assert.True(RelayConfigurationKeys.IsKnown(key, RelayConfigurationKeys.Global) || RelayConfigurationKeys.IsSectionOf(key, RelayConfigurationKeys.Global), $"README lists {key}, which Relay does not read.");
+            Assert.True(RelayConfigurationKeys.IsKnown(key, RelayConfigurationKeys.Global) || RelayConfigurationKeys.IsSectionOf(key, RelayConfigurationKeys.Global), $"docs/configuration.md lists {key}, which Relay does not read.");
             var perRoute = RelayConfigurationKeys.IsKnown(key, RelayConfigurationKeys.PerRoute) || RelayConfigurationKeys.IsSectionOf(key, RelayConfigurationKeys.PerRoute);
-            Assert.True(scope == (perRoute ? "route" : "global"), $"README says {key} is {scope}.");
+            Assert.True(scope == (perRoute ? "route" : "global"), $"docs/configuration.md says {key} is {scope}.");
         }
 
         foreach (var key in RelayConfigurationKeys.Global)
         {
-            Assert.True(rows.Any(r => RelayConfigurationKeys.IsKnown(key.Replace("*", "0", StringComparison.Ordinal), [r.Key]) || key.StartsWith(r.Key + ":", StringComparison.Ordinal)), $"README's table lacks {key}.");
+            Assert.True(rows.Any(r => RelayConfigurationKeys.IsKnown(key.Replace("*", "0", StringComparison.Ordinal), [r.Key]) || key.StartsWith(r.Key + ":", StringComparison.Ordinal)), $"docs/configuration.md's table lacks {key}.");
         }
     }
 

@@ -151,7 +151,7 @@ public sealed class StructuredOutputClientTests(MockUpstreamFixture upstream) : 
         Skip.If(!File.Exists(Path.Combine(NodeFolder, "node_modules", "openai", "package.json")),
             "tests/openai-node/node_modules is missing: run `npm ci` in tests/openai-node (.ci/run does).");
         Skip.If(NodeScript.Node is null, "node is not installed.");
-        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(NodeFolder, "structured.mjs", [mode, StructuredOutputTests.Schema], TimeSpan.FromSeconds(60),
+        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(NodeFolder, "structured.mjs", [mode, StructuredOutputTests.Schema], TimeSpan.FromSeconds(180),
             new Dictionary<string, string> { ["RELAY_URL"] = Relay.Url });
         Assert.True(exitCode == 0, $"node structured.mjs {mode} exited {exitCode}:\n{stdout}\n{stderr}");
         return JsonNode.Parse(stdout.Trim().Split('\n')[^1])!;

@@ -70,7 +70,7 @@ try {
     await page.selectOption('#mode', mode.slice('playground-stop-'.length));
     await page.fill('#key', key);
     await page.click('#start');
-    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 60000 });
     await page.click('#stop');
     console.log(JSON.stringify({ status: await page.evaluate(() => document.getElementById('status').textContent) }));
   } else {

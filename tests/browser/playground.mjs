@@ -59,7 +59,7 @@ try {
 
   const result = { scenario, mode, consoleErrors };
   if (gateUrl) {
-    await page.waitForFunction(n => document.getElementById('output').textContent.length >= n, Number(gateLength), { timeout: 30000 });
+    await page.waitForFunction(n => document.getElementById('output').textContent.length >= n, Number(gateLength), { timeout: 60000 });
     result.gate = await page.evaluate(() => {
       let fields = -1;
       try { fields = Object.keys(JSON.parse(document.getElementById('parsed').textContent)).length; } catch { }
@@ -69,14 +69,14 @@ try {
     if (!opened.ok) throw new Error(`the gate answered ${opened.status}`);
   }
   if (scenario === 'structured') {
-    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     Object.assign(result, await page.evaluate(() => ({
       parsedUpdates: window.__parsed,
       statusUpdates: window.__status,
       parsed: document.getElementById('parsed').textContent,
     })));
   } else if (scenario === 'stream') {
-    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     if (mode === 'eventsource') {
       // A ticket starts one stream: the same URL again must fail.
       result.reuse = await page.evaluate(async () => {
@@ -86,16 +86,16 @@ try {
     }
   } else if (scenario === 'interrupt') {
     // Type into the interrupt box while the reply streams; the page continues in a new response.
-    await page.waitForFunction(() => document.getElementById('output').textContent.length > 40, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 40, null, { timeout: 60000 });
     result.interruptedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
     await page.fill('#interrupt', 'Stop. Tell me about cats instead.');
     await page.click('#interruptSend');
-    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+    await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
   } else {
-    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.getElementById('output').textContent.length > 20, null, { timeout: 60000 });
     await page.click('#stop');
     if (mode === 'websocket') {
-      await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 30000 });
+      await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     }
     result.stoppedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
   }

@@ -10,7 +10,7 @@ namespace Relay.Middleware.Accounting;
 /// events written before a flush that completed. A flush that never completes (an HTTP/2 client that never opens its
 /// flow-control window, a reader that stopped) holds bytes the client has not got, so what was written since the last
 /// completed flush is not counted as delivered. What Kestrel accepted is an upper bound of what the client received:
-/// Kestrel's response buffer and the network may still hold it (see the README's definition of "delivered").
+/// Kestrel's response buffer and the network may still hold it (see the definition of "delivered" in docs/operations.md, "Observability").
 /// </summary>
 /// <remarks>
 /// Every call passes straight to the server's writer; only <see cref="PipeWriter.FlushAsync"/> (and

@@ -11,7 +11,7 @@ internal static class RelayCompressionExtensions
     /// <summary>
     /// Brotli and gzip at their fastest levels (a stream is compressed as it is produced; a higher level costs CPU
     /// per token and gains little on small flushed blocks), for event streams and JSON, over HTTPS too (the route
-    /// opts in, see BREACH in the README).
+    /// opts in, see BREACH in docs/operations.md, "Compression").
     /// </summary>
     public static IServiceCollection AddRelayCompression(this IServiceCollection services)
     {

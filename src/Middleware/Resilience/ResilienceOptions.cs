@@ -3,7 +3,7 @@ namespace Relay.Middleware.Resilience;
 /// <summary>
 /// Retries before the first byte, failover across a cluster's destinations and a circuit breaker per destination
 /// (every property can be overridden per route). The defaults are safe for POSTs that cost money: only failures
-/// where the upstream provably did no work are retried (README, "Retries and failover").
+/// where the upstream provably did no work are retried (docs/operations.md, "Retries, failover and circuit breakers").
 /// </summary>
 public sealed class ResilienceOptions
 {

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http;
 namespace Relay.Middleware.Resilience;
 
 /// <summary>
-/// Which failures before the first byte are retried (README, "Retries and failover"). Only an attempt that provably
+/// Which failures before the first byte are retried (docs/operations.md, "Retries, failover and circuit breakers"). Only an attempt that provably
 /// produced nothing for the client may be retried, and by default only one where the upstream provably did no
 /// (billable) work either: it could not be reached, or it refused the request with a <c>Retry-After</c>.
 /// </summary>

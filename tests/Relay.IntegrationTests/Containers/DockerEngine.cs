@@ -18,7 +18,7 @@ internal static class DockerEngine
 
     public static string? SkipReason { get; } = Environment.GetEnvironmentVariable("RELAY_TEST_DOCKER") == "1"
         ? null
-        : "container tests: set RELAY_TEST_DOCKER=1 with a Docker engine and the images' base images (.ci/run does both, see README \"Docker\")"
+        : "container tests: set RELAY_TEST_DOCKER=1 with a Docker engine and the images' base images (.ci/run does both, see docs/operations.md, \"Docker\")"
             + (Endpoint.IsFile && !File.Exists(Endpoint.LocalPath) ? $"; there is no engine here ({Endpoint} does not exist)." : ".");
 
     private static readonly Lazy<Task<VersionResponse>> Prepared = new(ConnectAsync);

@@ -24,7 +24,7 @@ public static class BrowserDriver
     public static async Task<JsonElement> RunAsync(BrowserServer? browser, string relayUrl, params string[] args)
     {
         var environment = browser?.Endpoint is { } endpoint ? new Dictionary<string, string> { ["BROWSER_WS_ENDPOINT"] = endpoint } : null;
-        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(Directory!, "playground.mjs", [relayUrl, .. args], TimeSpan.FromSeconds(90), environment);
+        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(Directory!, "playground.mjs", [relayUrl, .. args], TimeSpan.FromSeconds(180), environment);
         var output = stdout.Trim();
         if (exitCode != 0 || output.Length == 0)
         {

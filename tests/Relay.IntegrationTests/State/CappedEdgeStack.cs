@@ -70,7 +70,7 @@ internal sealed class CappedEdgeStack : IAsyncDisposable
     /// <summary>Runs a node script of <paramref name="folder"/> and returns the JSON of its last line of output.</summary>
     public static async Task<JsonElement> RunNodeAsync(string folder, string script, IEnumerable<string> args, IDictionary<string, string>? environment = null)
     {
-        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(folder, script, args, TimeSpan.FromSeconds(120), environment);
+        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(folder, script, args, TimeSpan.FromSeconds(180), environment);
         Assert.True(exitCode == 0 && stdout.Trim().Length > 0, $"node {script} exited {exitCode}:\n{stdout}\n{stderr}");
         return JsonDocument.Parse(stdout.Trim().Split('\n')[^1]).RootElement;
     }

@@ -27,7 +27,7 @@ public sealed class NodeWsClientTests(MockUpstreamFixture upstream) : RelayTestB
             "tests/ws-client/node_modules is missing: run `npm ci` in tests/ws-client (.ci/run does).");
         Skip.If(NodeScript.Node is null, "node is not installed.");
 
-        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(ClientDirectory, "scenarios.mjs", [scenario], TimeSpan.FromSeconds(60),
+        var (exitCode, stdout, stderr) = await NodeScript.RunAsync(ClientDirectory, "scenarios.mjs", [scenario], TimeSpan.FromSeconds(180),
             new Dictionary<string, string> { ["RELAY_URL"] = Relay.Url, ["MOCK_URL"] = Upstream.Url });
         Assert.True(exitCode == 0, $"node scenarios.mjs {scenario} exited {exitCode}:\n{stdout}\n{stderr}");
         Assert.Contains($"ok {scenario}", stdout);
