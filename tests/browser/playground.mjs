@@ -1,21 +1,30 @@
 // Drives Relay's playground in Debian's headless Chromium (playwright-core, no bundled browser) and prints one
-// JSON line with what the page showed. Run by PlaygroundBrowserTests (xunit), which asserts on it:
-//   node playground.mjs <relay url> stream <eventsource|fetch>
+// JSON line with what the page showed. Run by PlaygroundTests and PlaygroundStructuredOutputTests (xunit), which asserts on it:
+//   node playground.mjs <relay url> stream <eventsource|fetch|websocket>   (with a gate)
 //   node playground.mjs <relay url> stop <eventsource|fetch|websocket>
 //   node playground.mjs <relay url> interrupt websocket
-//   node playground.mjs <relay url> structured <eventsource|fetch|websocket>   (structured-output mode, mock JSON reply)
+//   node playground.mjs <relay url> structured <eventsource|fetch|websocket>   (structured-output mode, with a gate)
+// With a gate (stream and structured): the upstream sent the first part of its reply (<length> characters of content)
+// and holds the rest until the gate URL is POSTed. The script opens it once the page shows that first part, and
+// reports what the page showed then ("gate"): the page provably rendered the reply while the rest was not yet sent.
+//   node playground.mjs <relay url> <stream|structured> <mode> <gate url> <length>
+// With BROWSER_WS_ENDPOINT (a playwright browser server, see browser-server.mjs) the script uses that Chromium
+// instead of launching its own.
 import { chromium } from 'playwright-core';
 
-const [baseUrl, scenario, mode] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const [baseUrl, scenario, mode, gateUrl, gateLength] = process.argv.slice(2);
+const browser = process.env.BROWSER_WS_ENDPOINT
+  ? await chromium.connect(process.env.BROWSER_WS_ENDPOINT)
+  : await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
 try {
-  // The structured scenario asks the simulated upstream for a JSON reply (its knobs are request headers).
-  const page = await browser.newPage(scenario === 'structured' ? {
-    extraHTTPHeaders: { 'x-mock-reply': 'json', 'x-mock-seed': '3', 'x-mock-ttft-ms': '0', 'x-mock-tokens-per-second': '40' },
+  // The simulated upstream's knobs are request headers. Stop: the upstream stalls after 20 tokens until it is
+  // aborted, so the page's Stop comes before the end of the reply however slow the machine is.
+  const page = await browser.newPage(scenario === 'stop' ? {
+    extraHTTPHeaders: { 'x-mock-stall-after-tokens': '20', 'x-mock-stall-ms': '600000' },
   } : {});
   const consoleErrors = [];
   page.on('pageerror', e => consoleErrors.push(String(e)));
@@ -49,6 +58,16 @@ try {
   await page.click('#start');
 
   const result = { scenario, mode, consoleErrors };
+  if (gateUrl) {
+    await page.waitForFunction(n => document.getElementById('output').textContent.length >= n, Number(gateLength), { timeout: 60000 });
+    result.gate = await page.evaluate(() => {
+      let fields = -1;
+      try { fields = Object.keys(JSON.parse(document.getElementById('parsed').textContent)).length; } catch { }
+      return { text: document.getElementById('output').textContent, fields, status: document.getElementById('status').textContent };
+    });
+    const opened = await fetch(gateUrl, { method: 'POST' });
+    if (!opened.ok) throw new Error(`the gate answered ${opened.status}`);
+  }
   if (scenario === 'structured') {
     await page.waitForFunction(() => /^(done|error|stopped)/.test(document.getElementById('status').textContent), null, { timeout: 60000 });
     Object.assign(result, await page.evaluate(() => ({
@@ -81,13 +100,6 @@ try {
     result.stoppedAtLength = await page.evaluate(() => document.getElementById('output').textContent.length);
   }
 
-  // The page's clock (performance.now, ms) against this machine's monotonic clock (µs; CLOCK_MONOTONIC, which is
-  // also the clock of .NET's Stopwatch and so of the simulated upstream's emit times): the test puts the page's
-  // updates on the upstream's timeline, to compare their order with the tokens' emission.
-  const beforeUs = process.hrtime.bigint() / 1000n;
-  const pageNowMs = await page.evaluate(() => performance.now());
-  const afterUs = process.hrtime.bigint() / 1000n;
-  result.pageClockOffsetUs = Number((beforeUs + afterUs) / 2n) - Math.round(pageNowMs * 1000);
   Object.assign(result, await page.evaluate(() => ({
     status: document.getElementById('status').textContent,
     text: document.getElementById('output').textContent,
