@@ -241,14 +241,21 @@ internal sealed class CompletionEndpoint(
                     await schedule.WaitForTokenAsync(step, aborted);
                 }
 
-                // Stop generating the moment the client is gone, even when unpaced (no awaits to observe it).
+                // Stop generating the moment the client is gone, even when unpaced (no awaits to observe it). Checked
+                // again under the record's lock, where RecordAbort notes the abort: a token is either counted before
+                // the abort (and is in tokens_at_abort) or not generated at all.
                 aborted.ThrowIfCancellationRequested();
-                generated++;
-                unsent[c]++;
                 lock (record.Gate)
                 {
-                    record.TokensGenerated = generated;
+                    if (record.AbortedUs is not null)
+                    {
+                        throw new OperationCanceledException(aborted);
+                    }
+
+                    record.TokensGenerated = ++generated;
                 }
+
+                unsent[c]++;
 
                 literal.ResetWrittenCount();
                 if (segmenters[c].Append(reply.Pieces[step].Span, literal))
