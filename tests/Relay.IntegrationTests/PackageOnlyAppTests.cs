@@ -140,6 +140,9 @@ public sealed class PackageOnlyAppTests(MockUpstreamFixture upstream) : IClassFi
             using var client = new HttpClient();
             using var response = await client.SendAsync(SseRead.ChatRequest(app.Url, headers: Quick), HttpCompletionOption.ResponseHeadersRead);
             Assert.True((await SseRead.ReadAllAsync(response))[^1].IsDone);
+
+            // Recorded as the stream ends, after the client has [DONE]: wait for the periodic export that carries it.
+            await collector.WaitForAsync("/v1/metrics", "relay.streams");
         }
         finally
         {
@@ -147,8 +150,7 @@ public sealed class PackageOnlyAppTests(MockUpstreamFixture upstream) : IClassFi
             await app.DisposeAsync();
         }
 
-        Assert.Contains("relay.streams", collector.Received("/v1/metrics"), StringComparison.Ordinal);
-        Assert.Contains("StreamEnded", collector.Received("/v1/logs"), StringComparison.Ordinal);
+        await collector.WaitForAsync("/v1/logs", "StreamEnded");
 
         // Control: no endpoint, no exporter.
         await using var quiet = await PackageApp.StartAsync(new Dictionary<string, string?> { ["Relay:Upstream:BaseUrl"] = upstream.Url });

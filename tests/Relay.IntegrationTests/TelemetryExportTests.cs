@@ -33,13 +33,18 @@ public sealed class TelemetryExportTests(MockUpstreamFixture upstream) : IClassF
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             var events = await SseRead.ReadAllAsync(response);
             Assert.True(events[^1].IsDone);
+
+            // The stream's metrics are recorded as it ends, after the client has [DONE]: wait for the periodic export
+            // (every 200 ms) that carries them, not for a time.
+            await collector.WaitForAsync("/v1/metrics", "gen_ai.client.token.usage", "gen_ai.server.time_to_first_token", "relay.streams");
         }
         finally
         {
-            // Stopping the host flushes both exporters: no waiting for an export interval.
+            // Stopping the host flushes both exporters: the log record goes then, if its batch has not gone yet.
             await relay.DisposeAsync();
         }
 
+        await collector.WaitForAsync("/v1/logs", "StreamEnded");
         var metrics = collector.Received("/v1/metrics");
         var logs = collector.Received("/v1/logs");
         Assert.Contains("gen_ai.client.token.usage", metrics, StringComparison.Ordinal);

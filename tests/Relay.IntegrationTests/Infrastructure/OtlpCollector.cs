@@ -38,6 +38,17 @@ public sealed class OtlpCollector : IAsyncDisposable
     public string Received(string path) =>
         _bodies.TryGetValue(path, out var bodies) ? string.Concat(bodies.Select(b => Encoding.UTF8.GetString(b))) : "";
 
+    /// <summary>Waits until what arrived at <paramref name="path"/> names every one of <paramref name="names"/> (up to <see cref="Deadline.Default"/>).</summary>
+    public async Task WaitForAsync(string path, params string[] names)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!names.All(n => Received(path).Contains(n, StringComparison.Ordinal)))
+        {
+            Assert.True(clock.Elapsed < Deadline.Default, $"{path} never received {string.Join(", ", names.Where(n => !Received(path).Contains(n, StringComparison.Ordinal)))}");
+            await Task.Delay(20);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
